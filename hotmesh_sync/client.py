@@ -1,0 +1,261 @@
+"""The client: start workflows, signal them, run hooks, list them; and handles."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from . import errors
+from .durations import Duration, to_seconds
+from .jsonvalue import normalized
+from .retry import RetryPolicy
+from .store.store import TERMINAL, Tx, create_workflow, jsonb, run_on_connection
+from .worker.activation import interrupted_error, start_hook_run
+from .workflow.registry import name_of
+
+if TYPE_CHECKING:
+    from .memflow import MemFlow
+
+_log = structlog.get_logger("hotmesh_sync.client")
+
+#: The longest workflow id, task queue or signal id accepted.
+MAX_NAME = 512
+#: How often a blocked result() re-reads the row even without a notification.
+SAFETY_POLL = 5.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_name(value: Any, what: str) -> str:
+    """A workflow id, queue, entity label or signal id: text without control characters."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{what} is longer than {MAX_NAME} characters")
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} must not contain control characters")
+    return value
+
+
+class WorkflowHandle:
+    """A started workflow, by id."""
+
+    def __init__(self, memflow: MemFlow, workflow_id: str) -> None:
+        self._mf = memflow
+        self.workflow_id = workflow_id
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.workflow_id!r})"
+
+    def _row(self) -> dict[str, Any]:
+        rows = self._mf.store.fetch_dicts("get_job", {"id": self.workflow_id})
+        if not rows:
+            raise errors.WorkflowNotFoundError(self.workflow_id)
+        return rows[0]
+
+    def status(self) -> str:
+        """pending, running, waiting, completed, failed or interrupted."""
+        return str(self._row()["status"])
+
+    def state(self) -> dict[str, Any]:
+        """The entity document."""
+        return dict(self._row()["context"])
+
+    def describe(self) -> dict[str, Any]:
+        """The whole job row."""
+        return self._row()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the workflow ends; its return value, or WorkflowFailedError.
+
+        Waits on a notification, not by polling; ``timeout`` elapsed raises the
+        builtin TimeoutError.
+        """
+        deadline = None if timeout is None else time.monotonic() + to_seconds(timeout)
+        event = self._mf.listener.watch_done(self.workflow_id)
+        try:
+            while True:
+                event.clear()
+                rows = self._mf.store.fetch_dicts("get_job_outcome", {"id": self.workflow_id})
+                if not rows:
+                    raise errors.WorkflowNotFoundError(self.workflow_id)
+                row = rows[0]
+                if row["status"] == "completed":
+                    return row["result"]
+                if row["status"] in TERMINAL:
+                    raise errors.failure_from_record(row["error"] or {}, self.workflow_id)
+                wait = SAFETY_POLL
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"workflow {self.workflow_id!r} did not finish within {timeout}s")
+                    wait = min(wait, remaining)
+                event.wait(wait)
+        finally:
+            self._mf.listener.unwatch_done(self.workflow_id, event)
+
+    def signal(self, signal_id: str, data: Any = None) -> int:
+        return self._mf.workflow.signal(signal_id, data, workflow_id=self.workflow_id)
+
+    def interrupt(self, reason: str | None = None, descend: bool = False) -> bool:
+        """Cancel the workflow (and with ``descend`` its running children).
+
+        False when it had already ended."""
+        error = interrupted_error(reason)
+
+        def work(tx: Tx) -> bool:
+            if tx.job_status(self.workflow_id) is None:
+                raise errors.WorkflowNotFoundError(self.workflow_id)
+            return tx.interrupt(self.workflow_id, error, descend)
+
+        done = self._mf.store.run(work)
+        if done:
+            _log.info("workflow_interrupted", workflow_id=self.workflow_id, reason=reason)
+        return done
+
+    def steps(self) -> list[dict[str, Any]]:
+        """The recorded durable steps, in the order they were recorded."""
+        self._row()
+        return [
+            {"run_id": r["run_id"], "key": r["step_key"], "kind": r["kind"],
+             "name": r["name"], "result": r["result"], "error": r["error"],
+             "at": r["created_at"].isoformat()}
+            for r in self._mf.store.fetch_dicts("list_steps", {"job_id": self.workflow_id})
+        ]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version of the entity document as RFC 6902 patches."""
+        from .entity.store_ops import history
+
+        self._row()
+        with self._mf.pool.connection() as conn:
+            return history(conn, self._mf.schema, self.workflow_id)
+
+
+class WorkflowClient:
+    """``mf.workflow``: start, execute, signal, hook and list workflows."""
+
+    def __init__(self, memflow: MemFlow) -> None:
+        self._mf = memflow
+
+    def start(
+        self,
+        workflow_name: str | Callable[..., Any],
+        args: Sequence[Any] | None = None,
+        task_queue: str | None = None,
+        workflow_id: str | None = None,
+        entity: str | None = None,
+        search: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        expire: Duration | None = None,
+        if_exists: str = "error",
+        connection: Any = None,
+    ) -> WorkflowHandle:
+        """Start a workflow; its handle. See API.md §2 for every option."""
+        if if_exists not in ("error", "attach"):
+            raise ValueError("if_exists must be 'error' or 'attach'")
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise TypeError("args must be a list or tuple of JSON values")
+        spec = {
+            "workflow_id": check_name(workflow_id or uuid.uuid4().hex, "workflow_id"),
+            "workflow_name": check_name(name_of(workflow_name), "workflow_name"),
+            "task_queue": check_name(task_queue or entity or "default", "task_queue"),
+            "entity": None if entity is None else check_name(entity, "entity"),
+            "args": normalized(list(args or []), "workflow args"),
+            "search": normalized(dict(search or {}), "search"),
+            "retry": None if retry is None else retry.to_json(),
+            "expire_seconds": None if expire is None else to_seconds(expire),
+        }
+        if search is not None and not isinstance(search, Mapping):
+            raise TypeError("search must be a dict")
+
+        def work(tx: Tx) -> bool:
+            return create_workflow(tx, spec)
+
+        if connection is not None:
+            created = run_on_connection(self._mf.store, connection, work)
+        else:
+            created = self._mf.store.run(work)
+        if not created and if_exists == "error":
+            raise errors.DuplicateWorkflowError(spec["workflow_id"])
+        if created:
+            _log.info("workflow_queued", workflow_id=spec["workflow_id"],
+                      workflow_name=spec["workflow_name"], task_queue=spec["task_queue"])
+        return WorkflowHandle(self._mf, spec["workflow_id"])
+
+    def execute(self, workflow_name: str | Callable[..., Any], args: Sequence[Any] | None = None,
+                timeout: float | None = None, **options: Any) -> Any:
+        """Start a workflow and wait for its result."""
+        return self.start(workflow_name, args, **options).result(timeout=timeout)
+
+    def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        handle = WorkflowHandle(self._mf, workflow_id)
+        handle.status()  # WorkflowNotFoundError for an unknown id
+        return handle
+
+    def signal(self, signal_id: str, data: Any = None, workflow_id: str | None = None) -> int:
+        """Send a signal; the number of workflows it reached.
+
+        To one workflow it is kept until a wait_for consumes it; without
+        ``workflow_id`` it goes to every workflow waiting on it now.
+        """
+        check_name(signal_id, "signal_id")
+        payload = jsonb(normalized(data, "signal data"), "signal data")
+
+        if workflow_id is not None:
+            check_name(workflow_id, "workflow_id")
+
+            def one(tx: Tx) -> int:
+                if not tx.send_signal(workflow_id, signal_id, payload):
+                    raise errors.WorkflowNotFoundError(workflow_id)
+                return 1
+
+            return self._mf.store.run(one)
+
+        def broadcast(tx: Tx) -> int:
+            reached = 0
+            for job_id in tx.waiting_jobs(signal_id):
+                if tx.send_signal(job_id, signal_id, payload):
+                    reached += 1
+            return reached
+
+        return self._mf.store.run(broadcast)
+
+    def hook(self, workflow_id: str, workflow_name: str | Callable[..., Any],
+             args: Sequence[Any] | None = None, task_queue: str | None = None,
+             signal_id: str | None = None) -> str:
+        """Run a hook function against an existing workflow; the hook's run id."""
+        check_name(workflow_id, "workflow_id")
+        run_id = "hook-" + uuid.uuid4().hex
+        spec = {
+            "job_id": workflow_id,
+            "run_id": run_id,
+            "workflow_name": check_name(name_of(workflow_name), "workflow_name"),
+            "args": normalized(list(args or []), "hook args"),
+            "task_queue": None if task_queue is None else check_name(task_queue, "task_queue"),
+            "signal_id": None if signal_id is None else check_name(signal_id, "signal_id"),
+        }
+
+        def work(tx: Tx) -> None:
+            if spec["task_queue"] is None:
+                rows = tx.conn.execute(tx.q["get_job"], {"id": workflow_id}).fetchone()
+                if rows is None:
+                    raise errors.WorkflowNotFoundError(workflow_id)
+                spec["task_queue"] = rows[3]
+            start_hook_run(tx, spec)
+
+        self._mf.store.run(work)
+        return run_id
+
+    def list(self, entity: str | None = None, status: str | None = None,
+             limit: int = 100) -> list[dict[str, Any]]:
+        """Workflows, newest first."""
+        rows = self._mf.store.fetch_dicts(
+            "list_jobs", {"entity": entity, "status": status, "limit": int(limit)})
+        return [dict(r, created_at=r["created_at"].isoformat(),
+                     updated_at=r["updated_at"].isoformat()) for r in rows]

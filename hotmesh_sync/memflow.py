@@ -1,0 +1,102 @@
+"""MemFlow: one app's connection to PostgreSQL, and the facades over it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg_pool import ConnectionPool
+
+from . import errors
+from .client import WorkflowClient
+from .durations import Duration, to_seconds
+from .embedded import resolve_dsn
+from .entity import Entities, Entity
+from .entity.entity import pool_executor
+from .listener import Listener
+from .store.schema import provision
+from .store.store import Store
+from .workflow.registry import FunctionSet
+
+_log = structlog.get_logger("hotmesh_sync")
+_APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
+
+
+def schema_for(app_id: str) -> str:
+    """The PostgreSQL schema of an app id: lower case, '-' becomes '_'."""
+    if not isinstance(app_id, str) or not _APP_ID.match(app_id):
+        raise errors.ConfigurationError(
+            f"app_id {app_id!r} must be 1 to 48 letters, digits, '-' or '_'")
+    return app_id.lower().replace("-", "_")
+
+
+class MemFlow:
+    """Durable memory and coordinated execution for one app id."""
+
+    def __init__(self, app_id: str, dsn: str, pool_size: int) -> None:
+        self.app_id = app_id
+        self.schema = schema_for(app_id)
+        self.dsn = dsn
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            dsn, min_size=1, max_size=max(2, pool_size), open=False,
+            kwargs={"autocommit": True}, name=f"hotmesh-{self.schema}")
+        self.store = Store(self.pool, self.schema)
+        self.listener = Listener(dsn, self.schema)
+        self.workflow = WorkflowClient(self)
+        self.entities = Entities(self.pool, self.schema)
+        self._workers: list[Any] = []
+
+    @classmethod
+    def init(cls, app_id: str = "default", dsn: str | None = None, *,
+             pool_size: int = 10) -> MemFlow:
+        """Connect (and on first use provision the app's schema)."""
+        schema_for(app_id)
+        resolved = resolve_dsn(dsn)
+        try:
+            with psycopg.connect(resolved, autocommit=True) as conn:
+                version = provision(conn, schema_for(app_id))
+        except psycopg.OperationalError as exc:
+            raise errors.ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from exc
+        memflow = cls(app_id, resolved, pool_size)
+        memflow.pool.open(wait=True, timeout=30)
+        _log.debug("memflow_ready", app_id=app_id, schema=memflow.schema, version=version)
+        return memflow
+
+    def entity(self, workflow_id: str) -> Entity:
+        """The entity of a workflow, outside any workflow: commands apply at once."""
+        return Entity(workflow_id, pool_executor(self.pool, self.schema, workflow_id))
+
+    def worker(self, task_queue: str, workflows: FunctionSet = None,
+               activities: FunctionSet = None, concurrency: int = 8,
+               **options: Any) -> Any:
+        """A worker for ``task_queue`` (call start(), run(), or use ``with``)."""
+        from .worker import Worker
+
+        worker = Worker(self, task_queue, workflows, activities, concurrency, **options)
+        self._workers.append(worker)
+        return worker
+
+    def purge(self, older_than: Duration = "7 days", batch: int = 500) -> int:
+        """Remove finished workflows older than ``older_than`` (and expired ones); the count."""
+        seconds = to_seconds(older_than)
+        total = 0
+        while True:
+            removed = len(self.store.fetch_dicts(
+                "purge_finished", {"older_than": seconds, "batch": batch}))
+            total += removed
+            if removed < batch:
+                return total
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self.listener.close()
+        self.pool.close()
+
+    def __enter__(self) -> MemFlow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,58 @@
+"""Retry policies: durable data that says how often and how slowly to retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .durations import Duration, to_seconds
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How an activity (or a workflow) is retried after an error.
+
+    ``maximum_attempts`` counts the first try. Waits grow from
+    ``initial_interval`` by ``backoff_coefficient`` up to ``maximum_interval``.
+    Exceptions of a ``non_retryable`` type fail at once.
+    """
+
+    maximum_attempts: int = 5
+    backoff_coefficient: float = 2.0
+    initial_interval: Duration = "1s"
+    maximum_interval: Duration = "120s"
+    non_retryable: tuple[type[BaseException], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.maximum_attempts < 1:
+            raise ValueError("maximum_attempts must be at least 1")
+        if self.backoff_coefficient < 1:
+            raise ValueError("backoff_coefficient must be at least 1")
+        to_seconds(self.initial_interval)
+        to_seconds(self.maximum_interval)
+        object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        first = to_seconds(self.initial_interval)
+        delay = first * (self.backoff_coefficient ** (attempt - 1))
+        return min(delay, to_seconds(self.maximum_interval))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return not isinstance(exc, self.non_retryable)
+
+    def to_json(self) -> dict[str, Any]:
+        """The durable form (exception types are kept by name)."""
+        return {
+            "maximum_attempts": self.maximum_attempts,
+            "backoff_coefficient": self.backoff_coefficient,
+            "initial_interval": to_seconds(self.initial_interval),
+            "maximum_interval": to_seconds(self.maximum_interval),
+            "non_retryable": [t.__name__ for t in self.non_retryable],
+        }
+
+
+def delay_from_json(policy: dict[str, Any], attempt: int) -> float:
+    """``delay_after`` for a policy in its durable form."""
+    delay = float(policy["initial_interval"]) * float(policy["backoff_coefficient"]) ** (attempt - 1)
+    return min(delay, float(policy["maximum_interval"]))

@@ -1,0 +1,1 @@
+"""The only code that talks to psycopg: schema, named queries, the Store."""

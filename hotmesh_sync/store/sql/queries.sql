@@ -1,0 +1,263 @@
+-- Named queries of the durable core. `{schema}` is the app's quoted schema.
+
+-- name: insert_job
+INSERT INTO {schema}.jobs (id, entity, workflow_name, task_queue, context, version, args,
+                           parent_id, parent_run, parent_step, retry, expire_seconds)
+VALUES (%(id)s, %(entity)s, %(workflow_name)s, %(task_queue)s, %(context)s, %(version)s,
+        %(args)s, %(parent_id)s, %(parent_run)s, %(parent_step)s, %(retry)s, %(expire_seconds)s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+
+-- name: insert_run
+INSERT INTO {schema}.runs (job_id, run_id, workflow_name, task_queue, args, signal_id)
+VALUES (%(job_id)s, %(run_id)s, %(workflow_name)s, %(task_queue)s, %(args)s, %(signal_id)s)
+ON CONFLICT (job_id, run_id) DO NOTHING
+RETURNING run_id
+
+-- name: insert_history
+INSERT INTO {schema}.history (job_id, version, patch) VALUES (%(job_id)s, %(version)s, %(patch)s)
+
+-- name: insert_run_task
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, run_at)
+VALUES (%(task_queue)s, 'run', %(job_id)s, %(run_id)s, now() + make_interval(secs => %(delay)s))
+
+-- name: insert_step_task
+-- NOT EXISTS first: a task of this step that another transaction is deleting
+-- right now is skipped instead of waited for (waiting could deadlock).
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, step_key, payload, run_at,
+                            leased_by, lease_until, claims)
+SELECT %(task_queue)s, %(kind)s, %(job_id)s, %(run_id)s, %(step_key)s, %(payload)s,
+       now() + make_interval(secs => %(delay)s), %(leased_by)s,
+       CASE WHEN %(leased_by)s::text IS NULL THEN NULL
+            ELSE now() + make_interval(secs => %(lease)s) END,
+       CASE WHEN %(leased_by)s::text IS NULL THEN 0 ELSE 1 END
+WHERE NOT EXISTS (
+    SELECT 1 FROM {schema}.tasks
+    WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s)
+ON CONFLICT (job_id, run_id, step_key) WHERE step_key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: wake_runs_of_job
+-- A run task for each run of a job that waits on this signal now.
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id)
+SELECT DISTINCT r.task_queue, 'run', w.job_id, w.run_id
+FROM {schema}.waits w
+JOIN {schema}.runs r ON r.job_id = w.job_id AND r.run_id = w.run_id
+WHERE w.job_id = %(job_id)s AND w.signal_id = %(signal_id)s
+
+-- name: wake_run
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id)
+SELECT task_queue, 'run', job_id, run_id FROM {schema}.runs
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+
+-- name: get_job
+SELECT id, entity, workflow_name, task_queue, status, context, args, result, error,
+       parent_id, attempt, created_at, updated_at, completed_at
+FROM {schema}.jobs WHERE id = %(id)s
+
+-- name: get_job_outcome
+SELECT status, result, error FROM {schema}.jobs WHERE id = %(id)s
+
+-- name: list_jobs
+SELECT id, entity, workflow_name, task_queue, status, created_at, updated_at
+FROM {schema}.jobs
+WHERE (%(entity)s::text IS NULL OR entity = %(entity)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- name: list_steps
+SELECT run_id, step_key, kind, name, result, error, created_at
+FROM {schema}.steps WHERE job_id = %(job_id)s ORDER BY seq
+
+-- name: claim_task
+SELECT id, kind, job_id, run_id, step_key, payload, claims
+FROM {schema}.tasks
+WHERE task_queue = %(task_queue)s AND run_at <= now()
+  AND (lease_until IS NULL OR lease_until < now())
+ORDER BY run_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+
+-- name: lease_task
+UPDATE {schema}.tasks
+SET leased_by = %(worker)s, lease_until = now() + make_interval(secs => %(lease)s),
+    claims = claims + 1
+WHERE id = %(id)s
+RETURNING claims
+
+-- name: next_due
+SELECT extract(epoch FROM min(coalesce(lease_until, run_at)) - now())
+FROM {schema}.tasks WHERE task_queue = %(task_queue)s
+
+-- name: extend_leases
+UPDATE {schema}.tasks SET lease_until = now() + make_interval(secs => %(lease)s)
+WHERE id = ANY(%(ids)s) AND leased_by = %(worker)s
+
+-- name: release_leases
+UPDATE {schema}.tasks SET leased_by = NULL, lease_until = NULL
+WHERE leased_by = %(worker)s
+RETURNING task_queue
+
+-- name: delete_task
+DELETE FROM {schema}.tasks WHERE id = %(id)s
+
+-- name: delete_step_task
+-- SKIP LOCKED: a timer being fired right now finds its step recorded and stops.
+DELETE FROM {schema}.tasks WHERE id IN (
+    SELECT id FROM {schema}.tasks
+    WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
+    FOR UPDATE SKIP LOCKED)
+
+-- name: drop_duplicate_run_tasks
+-- Other queued activations of the same run are made redundant by this one.
+DELETE FROM {schema}.tasks WHERE id IN (
+    SELECT id FROM {schema}.tasks
+    WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind = 'run'
+      AND run_at <= now() AND id <> %(id)s
+    FOR UPDATE SKIP LOCKED)
+
+-- name: retry_task
+UPDATE {schema}.tasks
+SET payload = %(payload)s, run_at = now() + make_interval(secs => %(delay)s),
+    leased_by = NULL, lease_until = NULL
+WHERE id = %(id)s
+
+-- name: notify_queue
+SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
+
+-- name: lock_run
+SELECT r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
+       j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
+       j.parent_step
+FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
+WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
+FOR UPDATE OF r
+
+-- name: load_steps
+SELECT step_key, kind, name, result, error
+FROM {schema}.steps WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+
+-- name: insert_step
+INSERT INTO {schema}.steps (job_id, run_id, step_key, kind, name, result, error)
+VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(error)s)
+ON CONFLICT (job_id, run_id, step_key) DO NOTHING
+RETURNING seq
+
+-- name: step_exists
+SELECT 1 FROM {schema}.steps
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
+
+-- name: set_run_status
+UPDATE {schema}.runs
+SET status = %(status)s, result = %(result)s, error = %(error)s, updated_at = now(),
+    activations = activations + 1
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+
+-- name: set_job_status
+UPDATE {schema}.jobs SET status = %(status)s, updated_at = now()
+WHERE id = %(id)s AND status <> %(status)s
+
+-- name: finish_job
+UPDATE {schema}.jobs
+SET status = %(status)s, result = %(result)s, error = %(error)s,
+    updated_at = now(), completed_at = now()
+WHERE id = %(id)s
+
+-- name: restart_job
+-- Workflow-level retry: forget the coordinator's history and try again.
+WITH gone_steps AS (
+    DELETE FROM {schema}.steps WHERE job_id = %(id)s AND run_id = ''
+), gone_waits AS (
+    DELETE FROM {schema}.waits WHERE job_id = %(id)s AND run_id = ''
+), gone_tasks AS (
+    DELETE FROM {schema}.tasks WHERE job_id = %(id)s AND run_id = '' AND kind <> 'run'
+)
+UPDATE {schema}.jobs SET attempt = attempt + 1, status = 'pending', updated_at = now()
+WHERE id = %(id)s
+
+-- name: lock_job_for_signals
+-- Serializes signal senders with runs that check for signals before waiting.
+SELECT status FROM {schema}.jobs WHERE id = %(job_id)s FOR NO KEY UPDATE
+
+-- name: insert_signal
+INSERT INTO {schema}.signals (job_id, signal_id, data)
+VALUES (%(job_id)s, %(signal_id)s, %(data)s)
+
+-- name: consume_signal
+DELETE FROM {schema}.signals WHERE id = (
+    SELECT id FROM {schema}.signals
+    WHERE job_id = %(job_id)s AND signal_id = %(signal_id)s
+    ORDER BY id LIMIT 1
+    FOR UPDATE)
+RETURNING data
+
+-- name: insert_wait
+INSERT INTO {schema}.waits (job_id, run_id, step_key, signal_id)
+VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(signal_id)s)
+ON CONFLICT DO NOTHING
+
+-- name: delete_wait
+DELETE FROM {schema}.waits
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
+
+-- name: waiting_jobs
+SELECT DISTINCT w.job_id FROM {schema}.waits w
+WHERE w.signal_id = %(signal_id)s
+
+-- name: job_exists
+SELECT status FROM {schema}.jobs WHERE id = %(id)s
+
+-- name: lock_runs_of_job
+SELECT run_id FROM {schema}.runs WHERE job_id = %(id)s ORDER BY run_id FOR UPDATE
+
+-- name: interrupt_job
+UPDATE {schema}.jobs
+SET status = 'interrupted', error = %(error)s, updated_at = now(), completed_at = now()
+WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
+RETURNING parent_id, parent_run, parent_step
+
+-- name: interrupt_runs
+UPDATE {schema}.runs SET status = 'interrupted', updated_at = now()
+WHERE job_id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
+
+-- name: clear_job_work
+WITH gone_waits AS (
+    DELETE FROM {schema}.waits WHERE job_id = %(id)s
+)
+DELETE FROM {schema}.tasks WHERE job_id = %(id)s
+
+-- name: active_children
+SELECT id FROM {schema}.jobs
+WHERE parent_id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
+
+-- name: signal_sent_by_run
+SELECT 1 FROM {schema}.steps
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind = 'signal' AND name = %(signal_id)s
+LIMIT 1
+
+-- name: purge_finished
+WITH doomed AS (
+    SELECT id FROM {schema}.jobs
+    WHERE status IN ('completed', 'failed', 'interrupted')
+      AND (completed_at < now() - make_interval(secs => %(older_than)s)
+           OR (expire_seconds IS NOT NULL
+               AND completed_at < now() - make_interval(secs => expire_seconds)))
+    ORDER BY completed_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+), s AS (
+    DELETE FROM {schema}.steps WHERE job_id IN (SELECT id FROM doomed)
+), h AS (
+    DELETE FROM {schema}.history WHERE job_id IN (SELECT id FROM doomed)
+), g AS (
+    DELETE FROM {schema}.signals WHERE job_id IN (SELECT id FROM doomed)
+), w AS (
+    DELETE FROM {schema}.waits WHERE job_id IN (SELECT id FROM doomed)
+), t AS (
+    DELETE FROM {schema}.tasks WHERE job_id IN (SELECT id FROM doomed)
+), r AS (
+    DELETE FROM {schema}.runs WHERE job_id IN (SELECT id FROM doomed)
+)
+DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
+RETURNING id

@@ -1,0 +1,359 @@
+-- The whole schema of one app (one PostgreSQL schema per app id), at the
+-- newest version. It must equal every file in migrations/ applied in order;
+-- tests/integration/test_schema.py checks that. `{schema}` is replaced by
+-- the quoted schema name (psycopg.sql.Identifier); literal braces are doubled.
+
+CREATE TABLE {schema}.jobs (
+    id              text PRIMARY KEY,
+    entity          text,
+    workflow_name   text NOT NULL,
+    task_queue      text NOT NULL,
+    status          text NOT NULL DEFAULT 'pending',
+    context         jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    version         integer NOT NULL DEFAULT 0,
+    args            jsonb NOT NULL DEFAULT '[]'::jsonb,
+    result          jsonb,
+    error           jsonb,
+    parent_id       text,
+    parent_run      text,
+    parent_step     text,
+    retry           jsonb,
+    attempt         integer NOT NULL DEFAULT 1,
+    expire_seconds  double precision,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    completed_at    timestamptz
+);
+CREATE INDEX jobs_entity_created_idx ON {schema}.jobs (entity, created_at DESC);
+CREATE INDEX jobs_status_created_idx ON {schema}.jobs (status, created_at DESC);
+CREATE INDEX jobs_created_idx ON {schema}.jobs (created_at DESC);
+CREATE INDEX jobs_parent_idx ON {schema}.jobs (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX jobs_finished_idx ON {schema}.jobs (completed_at)
+    WHERE status IN ('completed', 'failed', 'interrupted');
+
+-- One row per run of code against a job: the coordinator (run_id '') and
+-- each hook. A run's row lock serializes its activations.
+CREATE TABLE {schema}.runs (
+    job_id          text NOT NULL,
+    run_id          text NOT NULL,
+    workflow_name   text NOT NULL,
+    task_queue      text NOT NULL,
+    args            jsonb NOT NULL DEFAULT '[]'::jsonb,
+    status          text NOT NULL DEFAULT 'pending',
+    signal_id       text,
+    result          jsonb,
+    error           jsonb,
+    activations     integer NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, run_id)
+);
+
+-- The recorded durable calls of each run, keyed by position.
+CREATE TABLE {schema}.steps (
+    job_id      text NOT NULL,
+    run_id      text NOT NULL,
+    step_key    text NOT NULL,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    kind        text NOT NULL,
+    name        text NOT NULL,
+    result      jsonb,
+    error       jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, run_id, step_key)
+);
+
+-- Work to do. 'run' and 'timer' tasks are done inside the transaction that
+-- claimed them (a crash rolls the claim back); 'activity' tasks run outside
+-- a transaction under a lease that a live worker extends.
+CREATE TABLE {schema}.tasks (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task_queue  text NOT NULL,
+    kind        text NOT NULL,
+    job_id      text NOT NULL,
+    run_id      text NOT NULL,
+    step_key    text,
+    payload     jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    run_at      timestamptz NOT NULL DEFAULT now(),
+    leased_by   text,
+    lease_until timestamptz,
+    claims      integer NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tasks_queue_due_idx ON {schema}.tasks (task_queue, run_at);
+CREATE INDEX tasks_job_idx ON {schema}.tasks (job_id, run_id);
+CREATE UNIQUE INDEX tasks_step_uq ON {schema}.tasks (job_id, run_id, step_key)
+    WHERE step_key IS NOT NULL;
+
+-- Signals delivered to a job and not yet consumed by a wait_for.
+CREATE TABLE {schema}.signals (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id      text NOT NULL,
+    signal_id   text NOT NULL,
+    data        jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX signals_job_signal_idx ON {schema}.signals (job_id, signal_id, id);
+
+-- Runs waiting for a signal right now.
+CREATE TABLE {schema}.waits (
+    job_id      text NOT NULL,
+    run_id      text NOT NULL,
+    step_key    text NOT NULL,
+    signal_id   text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, run_id, step_key)
+);
+CREATE INDEX waits_signal_idx ON {schema}.waits (signal_id, job_id);
+
+-- Every version of every entity document, as an RFC 6902 patch.
+CREATE TABLE {schema}.history (
+    job_id      text NOT NULL,
+    version     integer NOT NULL,
+    patch       jsonb NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, version)
+);
+
+-- Wake workers when a task is ready, and result waiters when a job ends.
+CREATE FUNCTION {schema}.notify_task() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 't:' || NEW.task_queue);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER tasks_notify AFTER INSERT ON {schema}.tasks
+    FOR EACH ROW WHEN (NEW.leased_by IS NULL)
+    EXECUTE FUNCTION {schema}.notify_task();
+
+CREATE FUNCTION {schema}.notify_job() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 'd:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_notify AFTER UPDATE OF status ON {schema}.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                       AND NEW.status IN ('completed', 'failed', 'interrupted'))
+    EXECUTE FUNCTION {schema}.notify_job();
+
+-- Entity commands: the durable JSON document in jobs.context. A path is a
+-- text[] of segments; a segment indexes an array only when the container is
+-- an array, and then only as a canonical non-negative integer. A missing key
+-- and a JSON null both count as absent. Errors carry their own SQLSTATE so
+-- clients can tell them apart: HM001 a value of the wrong type, HM002 a path
+-- that cannot be used (through a scalar, a bad or out-of-range array index).
+
+-- The value at path, or NULL when anything on the way is absent. Never raises:
+-- reading a path that does not resolve is not an error.
+CREATE FUNCTION {schema}.entity_get(doc jsonb, path text[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    cur jsonb := doc;
+    seg text;
+BEGIN
+    IF path IS NULL THEN
+        RETURN doc;
+    END IF;
+    FOREACH seg IN ARRAY path LOOP
+        CASE jsonb_typeof(cur)
+        WHEN 'object' THEN
+            cur := cur -> seg;
+        WHEN 'array' THEN
+            -- Nine digits at most: no jsonb array is that long, and the cast stays in range.
+            IF seg !~ '^(0|[1-9][0-9]{{0,8}})$' THEN
+                RETURN NULL;
+            END IF;
+            cur := cur -> seg::integer;
+        ELSE
+            RETURN NULL;
+        END CASE;
+        IF cur IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    RETURN cur;
+END
+$$;
+
+-- How much of a path to write exists: `depth` leading segments resolve to
+-- present values, and `value_at` is the value at the full path (NULL when
+-- absent). Raises HM002 when the path cannot be written at all.
+CREATE FUNCTION {schema}.entity_locate(
+    doc jsonb, path text[], OUT depth integer, OUT value_at jsonb)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    cur jsonb := doc;
+    nxt jsonb;
+    seg text;
+BEGIN
+    depth := 0;
+    value_at := NULL;
+    IF path IS NULL OR cardinality(path) = 0 THEN
+        RAISE EXCEPTION 'an entity path needs at least one segment' USING ERRCODE = 'HM002';
+    END IF;
+    FOR i IN 1 .. cardinality(path) LOOP
+        seg := path[i];
+        CASE jsonb_typeof(cur)
+        WHEN 'object' THEN
+            nxt := cur -> seg;
+        WHEN 'array' THEN
+            -- -> with an out-of-range integer gives NULL, which is not absent
+            -- here: writing past the end of an array is refused.
+            nxt := NULL;
+            IF seg ~ '^(0|[1-9][0-9]{{0,8}})$' THEN
+                nxt := cur -> seg::integer;
+            END IF;
+            IF nxt IS NULL THEN
+                RAISE EXCEPTION 'path %: % is not an index of the % items at %',
+                    array_to_string(path, '.'), seg, jsonb_array_length(cur),
+                    coalesce(nullif(array_to_string(path[1:i - 1], '.'), ''), 'the top')
+                    USING ERRCODE = 'HM002';
+            END IF;
+        ELSE
+            RAISE EXCEPTION 'path %: the value at % is a %, not an object or array',
+                array_to_string(path, '.'),
+                coalesce(nullif(array_to_string(path[1:i - 1], '.'), ''), 'the top'),
+                coalesce(jsonb_typeof(cur), 'nothing') USING ERRCODE = 'HM002';
+        END CASE;
+        IF nxt IS NULL OR nxt = 'null'::jsonb THEN
+            RETURN;
+        END IF;
+        cur := nxt;
+        depth := i;
+    END LOOP;
+    value_at := cur;
+END
+$$;
+
+-- doc with value written at path; missing (or null) parents become objects.
+CREATE FUNCTION {schema}.entity_put(doc jsonb, path text[], value jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    depth integer := ({schema}.entity_locate(doc, path)).depth;
+    nested jsonb := coalesce(value, 'null'::jsonb);
+BEGIN
+    -- Wrap the value in one object per segment below the first absent one,
+    -- then set that first absent one: jsonb_set creates a single level only.
+    FOR i IN REVERSE cardinality(path) .. depth + 2 LOOP
+        nested := jsonb_build_object(path[i], nested);
+    END LOOP;
+    RETURN jsonb_set(doc, path[1:depth + 1], nested, true);
+END
+$$;
+
+-- Deep merge: objects merge key by key at every depth, anything else replaces.
+CREATE FUNCTION {schema}.entity_merge(base jsonb, patch jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF jsonb_typeof(base) IS DISTINCT FROM 'object'
+       OR jsonb_typeof(patch) IS DISTINCT FROM 'object' THEN
+        RETURN patch;
+    END IF;
+    RETURN base || coalesce(
+        (SELECT jsonb_object_agg(
+                    e.key,
+                    CASE WHEN base ? e.key THEN {schema}.entity_merge(base -> e.key, e.value)
+                         ELSE e.value END)
+         FROM jsonb_each(patch) AS e),
+        '{{}}'::jsonb);
+END
+$$;
+
+-- doc after one entity command. `arg` is the command's argument: the value
+-- (set, merge, append, prepend, set_if_not_exists), the index (remove) or the
+-- amount (increment); toggle and delete take none.
+CREATE FUNCTION {schema}.entity_apply(doc jsonb, command text, path text[], arg jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    target jsonb;
+    kind text;
+    len integer;
+    idx numeric;
+BEGIN
+    IF command = 'set' OR command = 'merge' THEN
+        IF jsonb_typeof(arg) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION '% needs an object, not %',
+                command, coalesce(jsonb_typeof(arg), 'nothing') USING ERRCODE = 'HM001';
+        END IF;
+        IF command = 'set' THEN
+            RETURN arg;
+        END IF;
+        RETURN {schema}.entity_merge(doc, arg);
+    END IF;
+    IF command = 'delete' THEN
+        IF path IS NULL OR cardinality(path) = 0 THEN
+            RAISE EXCEPTION 'an entity path needs at least one segment' USING ERRCODE = 'HM002';
+        END IF;
+        -- Deleting what is not there leaves the document as it is.
+        IF {schema}.entity_get(doc, path) IS NULL THEN
+            RETURN doc;
+        END IF;
+        RETURN doc #- path;
+    END IF;
+
+    target := ({schema}.entity_locate(doc, path)).value_at;
+    kind := jsonb_typeof(target);
+    CASE command
+    WHEN 'append', 'prepend' THEN
+        IF kind IS DISTINCT FROM 'array' AND target IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot % to a % at %', command, kind, array_to_string(path, '.')
+                USING ERRCODE = 'HM001';
+        END IF;
+        IF command = 'append' THEN
+            RETURN {schema}.entity_put(doc, path,
+                coalesce(target, '[]'::jsonb) || jsonb_build_array(arg));
+        END IF;
+        RETURN {schema}.entity_put(doc, path,
+            jsonb_build_array(arg) || coalesce(target, '[]'::jsonb));
+    WHEN 'remove' THEN
+        IF kind IS DISTINCT FROM 'array' AND target IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot remove an item from a % at %', kind, array_to_string(path, '.')
+                USING ERRCODE = 'HM001';
+        END IF;
+        IF jsonb_typeof(arg) IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'remove needs an integer index' USING ERRCODE = '22023';
+        END IF;
+        idx := arg::numeric;
+        IF idx <> trunc(idx) THEN
+            RAISE EXCEPTION 'remove needs an integer index' USING ERRCODE = '22023';
+        END IF;
+        len := coalesce(jsonb_array_length(target), 0);
+        IF idx < -len OR idx >= len THEN
+            RAISE EXCEPTION 'index % is out of range for the % items at %',
+                idx, len, array_to_string(path, '.') USING ERRCODE = 'HM002';
+        END IF;
+        IF idx < 0 THEN
+            idx := idx + len;
+        END IF;
+        RETURN {schema}.entity_put(doc, path, target - idx::integer);
+    WHEN 'increment' THEN
+        IF jsonb_typeof(arg) IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'increment needs a number' USING ERRCODE = '22023';
+        END IF;
+        IF kind IS DISTINCT FROM 'number' AND target IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot increment a % at %', kind, array_to_string(path, '.')
+                USING ERRCODE = 'HM001';
+        END IF;
+        -- numeric keeps the scale of its operands: integers stay integers.
+        RETURN {schema}.entity_put(doc, path,
+            to_jsonb(coalesce(target::numeric, 0) + arg::numeric));
+    WHEN 'toggle' THEN
+        IF kind IS DISTINCT FROM 'boolean' AND target IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot toggle a % at %', kind, array_to_string(path, '.')
+                USING ERRCODE = 'HM001';
+        END IF;
+        RETURN {schema}.entity_put(doc, path, to_jsonb(NOT coalesce(target::boolean, false)));
+    WHEN 'set_if_not_exists' THEN
+        IF target IS NOT NULL THEN
+            RETURN doc;
+        END IF;
+        RETURN {schema}.entity_put(doc, path, arg);
+    ELSE
+        RAISE EXCEPTION 'unknown entity command %', command USING ERRCODE = '22023';
+    END CASE;
+END
+$$;

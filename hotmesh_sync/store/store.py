@@ -1,0 +1,292 @@
+"""The Store: a pool of connections and typed operations over the named queries.
+
+``Store.transaction()`` yields a ``Tx`` whose methods each run one or two named
+queries in the caller's transaction; nothing here decides workflow semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from ..jsonvalue import dumps
+from .queries import Queries
+from .transient import transient_retry
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+
+
+def jsonb(value: Any, what: str = "value") -> Jsonb:
+    """A jsonb parameter, validated (TypeError, size) before anything is sent."""
+    return Jsonb(dumps(value, what), dumps=_already_text)
+
+
+def _already_text(text: Any) -> str:
+    return str(text)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One recorded durable call."""
+
+    kind: str
+    name: str
+    result: Any
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class LockedRun:
+    """A run whose row lock the current transaction holds."""
+
+    job_id: str
+    run_id: str
+    workflow_name: str
+    task_queue: str
+    args: list[Any]
+    status: str
+    signal_id: str | None
+    job_status: str
+    entity: str | None
+    attempt: int
+    retry: dict[str, Any] | None
+    parent_id: str | None
+    parent_run: str | None
+    parent_step: str | None
+
+
+TERMINAL = ("completed", "failed", "interrupted")
+
+
+class Tx:
+    """Operations inside one open transaction."""
+
+    def __init__(self, conn: Conn, queries: Queries) -> None:
+        self.conn = conn
+        self.q = queries
+
+    def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        return self.conn.execute(self.q[name], params).fetchone()
+
+    def _run(self, name: str, params: dict[str, Any]) -> int:
+        return self.conn.execute(self.q[name], params).rowcount
+
+    # --- jobs and runs -------------------------------------------------
+    def insert_job(self, **fields: Any) -> bool:
+        """Insert a job row; False when the id is taken."""
+        return self._one("insert_job", fields) is not None
+
+    def insert_run(
+        self, job_id: str, run_id: str, workflow_name: str, task_queue: str,
+        args: Any, signal_id: str | None = None,
+    ) -> bool:
+        params = dict(job_id=job_id, run_id=run_id, workflow_name=workflow_name,
+                      task_queue=task_queue, args=args, signal_id=signal_id)
+        return self._one("insert_run", params) is not None
+
+    def insert_history(self, job_id: str, version: int, patch: list[Any]) -> None:
+        self._run("insert_history", dict(job_id=job_id, version=version, patch=jsonb(patch)))
+
+    def lock_run(self, job_id: str, run_id: str) -> LockedRun | None:
+        row = self._one("lock_run", dict(job_id=job_id, run_id=run_id))
+        if row is None:
+            return None
+        return LockedRun(job_id, run_id, *row)
+
+    def job_status(self, job_id: str) -> str | None:
+        row = self._one("job_exists", dict(id=job_id))
+        return None if row is None else str(row[0])
+
+    def set_run_status(self, job_id: str, run_id: str, status: str,
+                       result: Any = None, error: Any = None) -> None:
+        self._run("set_run_status", dict(job_id=job_id, run_id=run_id, status=status,
+                                         result=result, error=error))
+
+    def set_job_status(self, job_id: str, status: str) -> None:
+        self._run("set_job_status", dict(id=job_id, status=status))
+
+    def finish_job(self, job_id: str, status: str, result: Any, error: Any) -> None:
+        self._run("finish_job", dict(id=job_id, status=status, result=result, error=error))
+
+    def restart_job(self, job_id: str) -> None:
+        self._run("restart_job", dict(id=job_id))
+
+    # --- tasks ---------------------------------------------------------
+    def insert_run_task(self, task_queue: str, job_id: str, run_id: str,
+                        delay: float = 0.0) -> None:
+        self._run("insert_run_task", dict(task_queue=task_queue, job_id=job_id,
+                                          run_id=run_id, delay=delay))
+
+    def wake_run(self, job_id: str, run_id: str) -> None:
+        self._run("wake_run", dict(job_id=job_id, run_id=run_id))
+
+    def insert_step_task(
+        self, *, kind: str, task_queue: str, job_id: str, run_id: str, step_key: str,
+        payload: dict[str, Any], delay: float = 0.0, leased_by: str | None = None,
+        lease: float = 0.0,
+    ) -> int | None:
+        """Insert an activity or timer task; None when that step has one already."""
+        row = self._one("insert_step_task", dict(
+            kind=kind, task_queue=task_queue, job_id=job_id, run_id=run_id,
+            step_key=step_key, payload=Jsonb(payload), delay=delay, leased_by=leased_by,
+            lease=lease))
+        return None if row is None else int(row[0])
+
+    def delete_task(self, task_id: int) -> None:
+        self._run("delete_task", dict(id=task_id))
+
+    def delete_step_task(self, job_id: str, run_id: str, step_key: str) -> None:
+        self._run("delete_step_task", dict(job_id=job_id, run_id=run_id, step_key=step_key))
+
+    # --- steps ---------------------------------------------------------
+    def load_steps(self, job_id: str, run_id: str) -> dict[str, StepRecord]:
+        cur = self.conn.execute(self.q["load_steps"], dict(job_id=job_id, run_id=run_id))
+        return {key: StepRecord(kind, name, result, error)
+                for key, kind, name, result, error in cur}
+
+    def insert_step(self, job_id: str, run_id: str, step_key: str, kind: str, name: str,
+                    result: Any = None, error: dict[str, Any] | None = None) -> bool:
+        """Record a step; False when that position was recorded already."""
+        row = self._one("insert_step", dict(
+            job_id=job_id, run_id=run_id, step_key=step_key, kind=kind, name=name,
+            result=jsonb(result, "a step result"),
+            error=None if error is None else Jsonb(error)))
+        return row is not None
+
+    def step_exists(self, job_id: str, run_id: str, step_key: str) -> bool:
+        return self._one("step_exists", dict(job_id=job_id, run_id=run_id,
+                                             step_key=step_key)) is not None
+
+    # --- signals -------------------------------------------------------
+    def lock_job(self, job_id: str) -> str | None:
+        """Take the job's signal lock; its status, or None if there is no such job."""
+        row = self._one("lock_job_for_signals", dict(job_id=job_id))
+        return None if row is None else str(row[0])
+
+    def send_signal(self, job_id: str, signal_id: str, data: Jsonb) -> bool:
+        """Keep a signal for the job and wake its runs that wait on it."""
+        if self.lock_job(job_id) is None:
+            return False
+        params = dict(job_id=job_id, signal_id=signal_id, data=data)
+        self._run("insert_signal", params)
+        self._run("wake_runs_of_job", params)
+        return True
+
+    def consume_signal(self, job_id: str, signal_id: str) -> tuple[bool, Any]:
+        """Take the oldest kept signal; (found, data). Call lock_job first."""
+        row = self._one("consume_signal", dict(job_id=job_id, signal_id=signal_id))
+        return (False, None) if row is None else (True, row[0])
+
+    def insert_wait(self, job_id: str, run_id: str, step_key: str, signal_id: str) -> None:
+        self._run("insert_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key,
+                                      signal_id=signal_id))
+
+    def delete_wait(self, job_id: str, run_id: str, step_key: str) -> None:
+        self._run("delete_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key))
+
+    def waiting_jobs(self, signal_id: str) -> list[str]:
+        cur = self.conn.execute(self.q["waiting_jobs"], dict(signal_id=signal_id))
+        return [row[0] for row in cur]
+
+    def signal_sent_by_run(self, job_id: str, run_id: str, signal_id: str) -> bool:
+        return self._one("signal_sent_by_run", dict(job_id=job_id, run_id=run_id,
+                                                    signal_id=signal_id)) is not None
+
+    # --- interrupts ----------------------------------------------------
+    def interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> bool:
+        """Interrupt a job (and, with descend, its running children); False if it
+        had already ended."""
+        self.conn.execute(self.q["lock_runs_of_job"], dict(id=job_id)).fetchall()
+        row = self._one("interrupt_job", dict(id=job_id, error=Jsonb(error)))
+        if row is None:
+            return False
+        self._run("interrupt_runs", dict(id=job_id))
+        self._run("clear_job_work", dict(id=job_id))
+        parent_id, parent_run, parent_step = row
+        if parent_id is not None and parent_step is not None:
+            if self.insert_step(parent_id, parent_run, parent_step, "child_result",
+                                "child", None, {"type": "WorkflowFailedError", **error}):
+                self.wake_run(parent_id, parent_run)
+        if descend:
+            children = [r[0] for r in self.conn.execute(self.q["active_children"],
+                                                        dict(id=job_id))]
+            for child in children:
+                self.interrupt(child, error, descend=True)
+        return True
+
+
+class Store:
+    """A connection pool bound to one app schema."""
+
+    def __init__(self, pool: ConnectionPool[Any], schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.queries = Queries(schema)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield Tx(conn, self.queries)
+
+    def run(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one transaction, retried whole on transient faults."""
+        def attempt() -> T:
+            with self.transaction() as tx:
+                return work(tx)
+        return transient_retry(attempt)()
+
+    def fetch_dicts(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows of a read-only named query, as dicts."""
+        def read() -> list[dict[str, Any]]:
+            with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(self.queries[name], params)
+                return list(cur.fetchall())
+        return transient_retry(read)()
+
+
+def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
+    """Insert a workflow (job row, coordinator run, first run task); False if the
+    id is taken. ``spec`` values are already JSON-checked."""
+    search = spec.get("search") or {}
+    if not tx.insert_job(
+        id=spec["workflow_id"], entity=spec.get("entity"),
+        workflow_name=spec["workflow_name"], task_queue=spec["task_queue"],
+        context=jsonb(search, "search"), version=1 if search else 0,
+        args=jsonb(spec["args"], "workflow args"),
+        parent_id=spec.get("parent_id"), parent_run=spec.get("parent_run"),
+        parent_step=spec.get("parent_step"),
+        retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
+        expire_seconds=spec.get("expire_seconds"),
+    ):
+        return False
+    if search:
+        tx.insert_history(spec["workflow_id"], 1,
+                          [{"op": "replace", "path": "", "value": search}])
+    tx.insert_run(spec["workflow_id"], "", spec["workflow_name"], spec["task_queue"],
+                  jsonb(spec["args"], "workflow args"))
+    tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "")
+    return True
+
+
+def run_on_connection(store: Store, connection: Any, work: Callable[[Tx], T]) -> T:
+    """Run ``work`` in the caller's own connection and transaction.
+
+    ``connection`` is a psycopg connection or a Django connection wrapper
+    (which exposes the psycopg one as ``.connection``). Nothing is committed
+    here: the writes exist only if the caller's transaction commits.
+    """
+    if hasattr(connection, "ensure_connection"):
+        connection.ensure_connection()
+    raw = getattr(connection, "connection", connection)
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError("connection must be a psycopg 3 connection or a Django connection")
+    with raw.transaction():  # a savepoint inside the caller's transaction
+        return work(Tx(raw, store.queries))

@@ -1,0 +1,300 @@
+"""One activation of a run: replay its history, run its code, store the outcome.
+
+Everything here happens inside the transaction that claimed the work, so the
+steps recorded, the entity commands applied, the tasks scheduled and the
+run's new status commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from .. import errors
+from ..entity.store_ops import apply_command
+from ..jsonvalue import normalized
+from ..retry import delay_from_json
+from ..store.store import TERMINAL, LockedRun, StepRecord, Tx, create_workflow, jsonb
+from ..workflow.context import HOOK_ERROR_KEY, RunContext, activated
+from ..workflow.suspension import Pending, Suspension
+
+_log = structlog.get_logger("hotmesh_sync.worker")
+
+
+@dataclass(frozen=True)
+class LeasedActivity:
+    """An activity task this worker holds the lease of and should run now."""
+
+    task_id: int
+    job_id: str
+    run_id: str
+    step_key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """How an activation schedules the activities it suspends on.
+
+    The first activity for this worker's own queue is leased to it in the
+    same commit, so the worker runs it at once without another claim.
+    """
+
+    worker_id: str
+    task_queue: str
+    lease: float
+
+
+class ActivationSession:
+    """The StepSession of one activation, over the claiming transaction."""
+
+    def __init__(self, tx: Tx, run: LockedRun) -> None:
+        self.tx = tx
+        self.run = run
+
+    def record(self, key: str, kind: str, name: str, result: Any,
+               error: dict[str, Any] | None) -> None:
+        self.tx.insert_step(self.run.job_id, self.run.run_id, key, kind, name, result, error)
+
+    def entity_command(self, command: str, path: list[str] | None,
+                       args: dict[str, Any]) -> Any:
+        # A savepoint, so a refused command (bad type, bad path) leaves the
+        # activation's transaction usable for recording that refusal.
+        with self.tx.conn.transaction():
+            return apply_command(self.tx.conn, self.tx.q.schema, self.run.job_id,
+                                 command, path, args)
+
+    def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]:
+        self.tx.lock_job(self.run.job_id)
+        found, data = self.tx.consume_signal(self.run.job_id, signal_id)
+        if found:
+            self.tx.delete_wait(self.run.job_id, self.run.run_id, key)
+            self.tx.delete_step_task(self.run.job_id, self.run.run_id, key)
+        return found, data
+
+    def send_signal(self, job_id: str, signal_id: str, data: Any) -> int:
+        if not self.tx.send_signal(job_id, signal_id, jsonb(data, "signal data")):
+            raise errors.WorkflowNotFoundError(job_id)
+        return 1
+
+    def start_child(self, spec: dict[str, Any]) -> str:
+        if not create_workflow(self.tx, spec):
+            raise errors.DuplicateWorkflowError(spec["workflow_id"])
+        _log.info("child_started", workflow_id=spec["workflow_id"], parent_id=self.run.job_id)
+        return str(spec["workflow_id"])
+
+    def start_hook(self, spec: dict[str, Any]) -> None:
+        start_hook_run(self.tx, spec)
+
+    def interrupt(self, job_id: str, reason: str | None) -> None:
+        if self.tx.job_status(job_id) is None:
+            raise errors.WorkflowNotFoundError(job_id)
+        self.tx.interrupt(job_id, interrupted_error(reason), descend=False)
+
+    def now_iso(self) -> str:
+        return datetime.now(timezone.utc).isoformat()
+
+
+def start_hook_run(tx: Tx, spec: dict[str, Any]) -> None:
+    """Add a hook run to an existing workflow and queue its first activation."""
+    status = tx.job_status(spec["job_id"])
+    if status is None:
+        raise errors.WorkflowNotFoundError(spec["job_id"])
+    if tx.insert_run(spec["job_id"], spec["run_id"], spec["workflow_name"], spec["task_queue"],
+                     jsonb(spec["args"], "hook args"), spec.get("signal_id")):
+        tx.insert_run_task(spec["task_queue"], spec["job_id"], spec["run_id"])
+
+
+def interrupted_error(reason: str | None) -> dict[str, Any]:
+    return {"code": errors.CODE_INTERRUPTED, "error_type": "WorkflowInterruptedError",
+            "message": reason or "interrupted", "type": "WorkflowInterruptedError"}
+
+
+def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[..., Any]],
+             scheduler: Scheduler, run: LockedRun | None = None) -> list[LeasedActivity]:
+    """Run one activation; return the activities leased to this worker."""
+    run = run or tx.lock_run(job_id, run_id)
+    if run is None or run.status in TERMINAL or run.job_status in ("failed", "interrupted"):
+        return []
+    fn = workflows.get(run.workflow_name)
+    if fn is None:
+        # Another worker on this queue may know it (a rolling deploy): try later.
+        _log.error("workflow_not_registered", workflow_id=job_id,
+                   workflow_name=run.workflow_name, task_queue=scheduler.task_queue)
+        tx.insert_run_task(run.task_queue, job_id, run_id, delay=5.0)
+        return []
+    history = tx.load_steps(job_id, run_id)
+    ctx = RunContext(job_id, run_id, run.workflow_name, run.task_queue, run.entity,
+                     run.attempt, history, ActivationSession(tx, run))
+    log = _log.bind(workflow_id=job_id, run_id=run_id, workflow_name=run.workflow_name)
+    if run.status == "pending":
+        tx.set_run_status(job_id, run_id, "running")
+        if run_id == "":
+            tx.set_job_status(job_id, "running")
+        log.info("workflow_started" if run_id == "" else "hook_started", attempt=run.attempt)
+    try:
+        with activated(ctx):
+            result = fn(*run.args, **_signal_kwarg(fn, run))
+    except Suspension as suspension:
+        if ctx.broken is None:
+            return _suspend(tx, run, suspension.pending, scheduler, log)
+        return _fail(tx, run, ctx.broken, log)
+    except Exception as exc:  # the workflow's own failure
+        return _fail(tx, run, ctx.broken or exc, log)
+    if ctx.broken is not None:
+        return _fail(tx, run, ctx.broken, log)
+    return _complete(tx, run, ctx, result, log)
+
+
+def _signal_kwarg(fn: Callable[..., Any], run: LockedRun) -> dict[str, Any]:
+    """Pass ``signal=<id>`` to a hook that accepts it."""
+    if run.signal_id is None:
+        return {}
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    if any(p.name == "signal" or p.kind is p.VAR_KEYWORD for p in params):
+        return {"signal": run.signal_id}
+    return {}
+
+
+def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Scheduler,
+             log: Any) -> list[LeasedActivity]:
+    leased: list[LeasedActivity] = []
+    busy = False
+    for item in pending:
+        if item.kind == "activity":
+            busy = True
+            queue = item.payload["task_queue"]
+            mine = queue == scheduler.task_queue and not leased
+            task_id = tx.insert_step_task(
+                kind="activity", task_queue=queue, job_id=run.job_id, run_id=run.run_id,
+                step_key=item.key, payload=item.payload,
+                leased_by=scheduler.worker_id if mine else None, lease=scheduler.lease)
+            if mine and task_id is not None:
+                leased.append(LeasedActivity(task_id, run.job_id, run.run_id, item.key,
+                                             item.payload))
+        elif item.kind == "sleep":
+            seconds = float(item.payload["seconds"])
+            tx.insert_step_task(kind="timer", task_queue=run.task_queue, job_id=run.job_id,
+                                run_id=run.run_id, step_key=item.key,
+                                payload={"sleep": seconds}, delay=seconds)
+        elif item.kind == "wait":
+            signal_id = item.payload["signal_id"]
+            tx.insert_wait(run.job_id, run.run_id, item.key, signal_id)
+            timeout = item.payload.get("timeout")
+            if timeout is not None:
+                tx.insert_step_task(kind="timer", task_queue=run.task_queue,
+                                    job_id=run.job_id, run_id=run.run_id, step_key=item.key,
+                                    payload={"wait": signal_id}, delay=float(timeout))
+    if run.run_id == "":
+        tx.set_job_status(run.job_id, "running" if busy else "waiting")
+    log.debug("workflow_suspended", pending=[f"{p.kind}@{p.key}" for p in pending])
+    return leased
+
+
+def _complete(tx: Tx, run: LockedRun, ctx: RunContext, result: Any,
+              log: Any) -> list[LeasedActivity]:
+    try:
+        value = normalized(result, "the workflow's return value")
+    except (TypeError, ValueError) as exc:
+        return _fail(tx, run, errors.FatalError(str(exc), type(exc).__name__), log)
+    tx.set_run_status(run.job_id, run.run_id, "completed", jsonb(value))
+    if run.run_id == "":
+        tx.finish_job(run.job_id, "completed", jsonb(value), None)
+        if run.parent_id is not None and run.parent_step is not None:
+            assert run.parent_run is not None
+            if tx.insert_step(run.parent_id, run.parent_run, run.parent_step, "child_result",
+                              "child", value):
+                tx.wake_run(run.parent_id, run.parent_run)
+        log.info("workflow_completed")
+        return []
+    if run.signal_id is not None and not _signalled(ctx, run.signal_id):
+        tx.send_signal(run.job_id, run.signal_id, jsonb(value))
+    log.info("hook_completed")
+    return []
+
+
+def _signalled(ctx: RunContext, signal_id: str) -> bool:
+    return any(r.kind == "signal" and r.name == signal_id and r.error is None
+               for r in ctx.history.values())
+
+
+def failure_code(exc: BaseException) -> int:
+    if isinstance(exc, (errors.FatalError, errors.NonDeterminismError)):
+        return errors.CODE_FATAL
+    if isinstance(exc, errors.MaxedError) and exc.error_type == "TimeoutError":
+        return errors.CODE_TIMEOUT
+    return errors.CODE_MAXED
+
+
+def _workflow_retry_delay(run: LockedRun, exc: BaseException) -> float | None:
+    """Seconds until the workflow's next attempt, or None when it is not retried."""
+    policy = run.retry
+    if run.run_id != "" or policy is None or failure_code(exc) == errors.CODE_FATAL:
+        return None
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & set(policy.get("non_retryable", [])):
+        return None
+    if run.attempt >= int(policy["maximum_attempts"]):
+        return None
+    return delay_from_json(policy, run.attempt)
+
+
+def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedActivity]:
+    delay = _workflow_retry_delay(run, exc)
+    if delay is not None:
+        tx.restart_job(run.job_id)
+        tx.insert_run_task(run.task_queue, run.job_id, "", delay=delay)
+        log.warning("workflow_retrying", attempt=run.attempt, delay=delay, error=repr(exc))
+        return []
+    error = {
+        "code": failure_code(exc),
+        "error_type": getattr(exc, "error_type", type(exc).__name__),
+        "message": getattr(exc, "message", str(exc)),
+        "type": "WorkflowFailedError",
+    }
+    tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
+    if run.run_id == "":
+        tx.finish_job(run.job_id, "failed", None, jsonb(error))
+        tx.conn.execute(tx.q["clear_job_work"], {"id": run.job_id})
+        if run.parent_id is not None and run.parent_step is not None:
+            assert run.parent_run is not None
+            if tx.insert_step(run.parent_id, run.parent_run, run.parent_step, "child_result",
+                              "child", None, error):
+                tx.wake_run(run.parent_id, run.parent_run)
+        log.warning("workflow_failed", code=error["code"], error_type=error["error_type"],
+                    message=error["message"])
+        return []
+    if run.signal_id is not None:
+        tx.send_signal(run.job_id, run.signal_id, jsonb({HOOK_ERROR_KEY: error}))
+    log.warning("hook_failed", code=error["code"], error_type=error["error_type"],
+                message=error["message"])
+    return []
+
+
+def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record: StepRecord,
+                        workflows: Mapping[str, Callable[..., Any]],
+                        scheduler: Scheduler, task_id: int | None = None) -> list[LeasedActivity]:
+    """Record a step performed by the worker (and drop its task), then re-run
+    the run at once.
+
+    Recording and the next activation share one commit: the hot path costs one
+    commit per durable step. The run's lock is taken before the task row's,
+    the order every transaction here follows.
+    """
+    run = tx.lock_run(job_id, run_id)
+    if task_id is not None:
+        tx.delete_task(task_id)
+    if run is None:
+        return []
+    if not tx.insert_step(job_id, run_id, step_key, record.kind, record.name, record.result,
+                          record.error):
+        return []  # recorded already (a duplicate delivery): nothing new to do
+    return activate(tx, job_id, run_id, workflows, scheduler, run)

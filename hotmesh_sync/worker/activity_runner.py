@@ -1,0 +1,77 @@
+"""Running one activity attempt and turning its outcome into a durable record."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .. import errors
+from ..jsonvalue import normalized
+from ..retry import delay_from_json
+from ..store.store import StepRecord
+
+
+class AttemptTimeout(Exception):
+    """An activity attempt ran past its per-attempt timeout."""
+
+
+def call_with_timeout(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
+                      timeout: float | None) -> Any:
+    """Call ``fn``; with a timeout, in a helper thread we stop waiting for.
+
+    Python cannot kill a thread: a timed-out attempt keeps running in the
+    background while its retry is scheduled. Activities should be idempotent.
+    """
+    if timeout is None:
+        return fn(*args, **kwargs)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="hotmesh-activity-timed", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"activity attempt exceeded its timeout of {timeout}s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def success(name: str, value: Any) -> StepRecord:
+    return StepRecord("activity", name, value, None)
+
+
+def classify_failure(payload: dict[str, Any], exc: BaseException) -> tuple[StepRecord | None, float]:
+    """(final record, 0) when the failure is final, else (None, seconds to the retry)."""
+    name = str(payload["name"])
+    policy = payload["retry"]
+    attempt = int(payload["attempt"])
+    error_type = getattr(exc, "error_type", None) or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    mro_names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, errors.FatalError) or mro_names & set(policy.get("non_retryable", [])):
+        return StepRecord("activity", name, None, {
+            "type": "FatalError", "error_type": error_type, "message": message}), 0.0
+    if attempt >= int(policy["maximum_attempts"]):
+        return StepRecord("activity", name, None, {
+            "type": "MaxedError", "error_type": error_type,
+            "message": f"{message} (after {attempt} attempts)"}), 0.0
+    return None, delay_from_json(policy, attempt)
+
+
+def run_attempt(fn: Callable[..., Any] | None, payload: dict[str, Any]) -> Any:
+    """Run one attempt; the JSON-checked result, or the exception it raised."""
+    if fn is None:
+        raise LookupError(f"no activity named {payload['name']!r} is registered on this worker")
+    value = call_with_timeout(fn, payload.get("args", []), payload.get("kwargs", {}),
+                              payload.get("timeout"))
+    try:
+        return normalized(value, f"the result of activity {payload['name']!r}")
+    except (TypeError, ValueError) as exc:
+        raise errors.FatalError(str(exc), type(exc).__name__) from None

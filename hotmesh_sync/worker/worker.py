@@ -1,0 +1,299 @@
+"""The thread-pool worker: claims tasks from PostgreSQL and performs them.
+
+Each of ``concurrency`` threads loops: claim one due task with ``FOR UPDATE
+SKIP LOCKED`` and do it. Run and timer tasks are done inside the claiming
+transaction (a crash rolls the claim back). An activity task is leased, the
+lease committed, the activity run outside any transaction, and its result
+recorded together with the run's next activation. Idle threads sleep until a
+NOTIFY for their queue, the next timer, or a slow safety poll.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from psycopg_pool import ConnectionPool
+
+from ..store.store import StepRecord, Store, Tx
+from ..workflow.registry import FunctionSet, as_table, find_activity, register_activities
+from .activation import LeasedActivity, Scheduler, activate, record_and_activate
+from .activity_runner import classify_failure, run_attempt, success
+
+if TYPE_CHECKING:
+    from ..memflow import MemFlow
+
+_log = structlog.get_logger("hotmesh_sync.worker")
+
+#: A leased activity task claimed this many times more than its attempts is
+#: taken to kill its worker each time, and is failed instead of retried.
+MAX_RECOVERIES = 3
+
+
+class Worker:
+    """Runs workflows, hooks and activities of one task queue."""
+
+    def __init__(
+        self,
+        memflow: MemFlow,
+        task_queue: str,
+        workflows: FunctionSet = None,
+        activities: FunctionSet = None,
+        concurrency: int = 8,
+        *,
+        lease: float = 60.0,
+        poll_interval: float = 5.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if not task_queue:
+            raise ValueError("a worker needs a task_queue")
+        self.task_queue = task_queue
+        self.workflows = as_table(workflows)
+        self.activities = as_table(activities)
+        register_activities(self.activities)
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._memflow = memflow
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
+            kwargs={"autocommit": True}, name=f"hotmesh-worker-{task_queue}")
+        self._store = Store(self._pool, memflow.schema)
+        self._scheduler = Scheduler(self.worker_id, task_queue, lease)
+        self._stopping = threading.Event()
+        self._wake = threading.Condition()
+        self._wakes = 0
+        self._threads: list[threading.Thread] = []
+        self._inflight: dict[int, float] = {}
+        self._inflight_lock = threading.Lock()
+        self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
+
+    # --- lifecycle -----------------------------------------------------
+    def start(self) -> Worker:
+        """Start the threads and return at once."""
+        if self._threads:
+            return self
+        self._pool.open(wait=True, timeout=30)
+        self._memflow.listener.watch_queue(self.task_queue, self._notified)
+        for i in range(self.concurrency):
+            self._spawn(self._work_loop, f"hotmesh-worker-{i}")
+        self._spawn(self._heartbeat_loop, "hotmesh-heartbeat")
+        self._log.info("worker_started", concurrency=self.concurrency,
+                       workflows=sorted(self.workflows))
+        return self
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; let in-flight work finish, or hand it back after ``timeout``."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._memflow.listener.unwatch_queue(self.task_queue, self._notified)
+        with self._wake:
+            self._wake.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in self._threads if t.is_alive()]
+        if stuck:
+            handed_back = self._store.run(
+                lambda tx: tx.conn.execute(tx.q["release_leases"],
+                                           {"worker": self.worker_id}).rowcount)
+            self._log.warning("worker_handed_back", tasks=handed_back, threads=len(stuck))
+        self._pool.close(timeout=5.0)
+        self._log.info("worker_stopped")
+
+    def run(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop gracefully."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- waiting for work ----------------------------------------------
+    def _notified(self) -> None:
+        with self._wake:
+            self._wakes += 1
+            self._wake.notify()
+
+    def _idle(self, seconds: float) -> None:
+        with self._wake:
+            if self._wakes == 0 and not self._stopping.is_set():
+                self._wake.wait(seconds)
+            if self._wakes > 0:
+                self._wakes -= 1
+
+    def _work_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                did_work, next_due = self._claim_once()
+            except Exception as exc:  # a thread must outlive any one failure
+                self._log.error("worker_loop_error", error=repr(exc))
+                self._stopping.wait(1.0)
+                continue
+            if not did_work:
+                wait = self.poll_interval
+                if next_due is not None and next_due > 0:
+                    wait = min(wait, next_due + 0.005)
+                self._idle(wait)
+
+    # --- claiming ------------------------------------------------------
+    def _claim_once(self) -> tuple[bool, float | None]:
+        """Claim and do one task; (did work, seconds until the next due task)."""
+        outcome: dict[str, Any] = {}
+
+        def work(tx: Tx) -> list[LeasedActivity]:
+            row = tx.conn.execute(tx.q["claim_task"], {"task_queue": self.task_queue}).fetchone()
+            if row is None:
+                due = tx.conn.execute(tx.q["next_due"], {"task_queue": self.task_queue}).fetchone()
+                outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
+                return []
+            outcome["claimed"] = True
+            return self._do_task(tx, *row)
+
+        leased = self._store.run(work)
+        if not outcome.get("claimed"):
+            return False, outcome.get("next_due")
+        self._notified_one_more()
+        while leased:
+            leased = self._perform_activity(leased[0]) + leased[1:]
+        return True, None
+
+    def _notified_one_more(self) -> None:
+        # One NOTIFY may stand for many tasks: after a successful claim, wake
+        # one more idle thread so a burst is picked up by all of them.
+        with self._wake:
+            self._wakes += 1
+            self._wake.notify()
+
+    def _do_task(self, tx: Tx, task_id: int, kind: str, job_id: str, run_id: str,
+                 step_key: str | None, payload: dict[str, Any],
+                 claims: int) -> list[LeasedActivity]:
+        if kind == "run":
+            tx.conn.execute(tx.q["drop_duplicate_run_tasks"],
+                            {"job_id": job_id, "run_id": run_id, "id": task_id})
+            tx.delete_task(task_id)
+            return activate(tx, job_id, run_id, self.workflows, self._scheduler)
+        assert step_key is not None
+        if kind == "timer":
+            if "sleep" in payload:
+                record = StepRecord("sleep", "sleep", int(round(payload["sleep"])), None)
+            else:
+                record = StepRecord("wait", payload["wait"], None, None)
+                tx.lock_run(job_id, run_id)  # the run's lock before the wait row's
+                tx.delete_wait(job_id, run_id, step_key)
+            return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
+                                       self._scheduler, task_id)
+        # An activity: lease it, and run it once the lease is committed.
+        row = tx.conn.execute(tx.q["lease_task"], {"id": task_id, "worker": self.worker_id,
+                                                    "lease": self.lease}).fetchone()
+        claims = int(row[0]) if row else claims + 1
+        attempt = int(payload.get("attempt", 1))
+        if claims > attempt + MAX_RECOVERIES:
+            record = StepRecord("activity", payload["name"], None, {
+                "type": "FatalError", "error_type": "WorkerLost",
+                "message": f"activity {payload['name']!r} was claimed {claims} times without "
+                           "finishing: its worker died each time, so it is not tried again"})
+            self._log.error("activity_dead_lettered", workflow_id=job_id, step=step_key,
+                            claims=claims)
+            return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
+                                       self._scheduler, task_id)
+        return [LeasedActivity(task_id, job_id, run_id, step_key, payload)]
+
+    # --- activities ----------------------------------------------------
+    def _perform_activity(self, task: LeasedActivity) -> list[LeasedActivity]:
+        """Run a leased activity and record its outcome; return newly leased ones."""
+        name = str(task.payload["name"])
+        log = self._log.bind(workflow_id=task.job_id, step=task.step_key, activity=name)
+        fn = self.activities.get(name) or find_activity(name)
+        with self._inflight_lock:
+            self._inflight[task.task_id] = time.monotonic()
+        try:
+            value = run_attempt(fn, task.payload)
+        except Exception as exc:
+            return self._activity_failed(task, exc, log)
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(task.task_id, None)
+        log.debug("activity_completed")
+
+        def record(tx: Tx) -> list[LeasedActivity]:
+            return record_and_activate(tx, task.job_id, task.run_id, task.step_key,
+                                       success(name, value), self.workflows, self._scheduler,
+                                       task.task_id)
+
+        return self._store.run(record)
+
+    def _activity_failed(self, task: LeasedActivity, exc: Exception,
+                         log: Any) -> list[LeasedActivity]:
+        final, delay = classify_failure(task.payload, exc)
+        if final is None:
+            retry_payload = dict(task.payload, attempt=int(task.payload["attempt"]) + 1)
+            log.warning("activity_retrying", attempt=task.payload["attempt"], delay=delay,
+                        error=repr(exc))
+
+            def retry(tx: Tx) -> list[LeasedActivity]:
+                tx.conn.execute(tx.q["retry_task"], {"id": task.task_id, "delay": delay,
+                                                     "payload": tx_jsonb(retry_payload)})
+                tx.conn.execute(tx.q["notify_queue"], {"schema": self._store.schema,
+                                                       "task_queue": self.task_queue})
+                return []
+
+            return self._store.run(retry)
+        log.warning("activity_failed", error_type=(final.error or {}).get("error_type"),
+                    final=(final.error or {}).get("type"))
+
+        def record(tx: Tx) -> list[LeasedActivity]:
+            return record_and_activate(tx, task.job_id, task.run_id, task.step_key, final,
+                                       self.workflows, self._scheduler, task.task_id)
+
+        return self._store.run(record)
+
+    def _heartbeat_loop(self) -> None:
+        """Extend the leases of running activities while this worker lives."""
+        while not self._stopping.wait(self.lease / 3):
+            with self._inflight_lock:
+                ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                self._store.run(lambda tx: tx.conn.execute(
+                    tx.q["extend_leases"], {"ids": ids, "worker": self.worker_id,
+                                            "lease": self.lease}))
+            except Exception as exc:
+                self._log.error("heartbeat_failed", error=repr(exc))
+
+
+def tx_jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)

@@ -1,0 +1,76 @@
+"""``proxy_activities``: durable stand-ins for activity functions."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..durations import Duration, to_seconds
+from ..jsonvalue import normalized
+from ..retry import RetryPolicy
+from .context import current, rebuild_error
+from .registry import as_table, register_activities
+from .suspension import Pending, Suspension
+
+
+class ActivityProxy:
+    """Attribute access gives a durable caller for the activity of that name."""
+
+    def __init__(self, names: Iterable[str], retry: RetryPolicy, task_queue: str | None,
+                 timeout: float | None) -> None:
+        self._names = frozenset(names)
+        self._retry = retry
+        self._task_queue = task_queue
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__") or (self._names and name not in self._names):
+            raise AttributeError(f"no activity named {name!r} in this proxy")
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, *args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run activity ``name`` durably: once, recorded, replayed."""
+        ctx = current()
+        key, record = ctx.step("activity", name)
+        if record is not None:
+            if record.error is not None:
+                raise rebuild_error(record.error)
+            return record.result
+        payload = {
+            "name": name,
+            "args": normalized(list(args), f"arguments of activity {name!r}"),
+            "kwargs": normalized(kwargs, f"keyword arguments of activity {name!r}"),
+            "attempt": 1,
+            "retry": self._retry.to_json(),
+            "timeout": self._timeout,
+            "task_queue": self._task_queue or ctx.task_queue,
+        }
+        raise Suspension([Pending("activity", key, payload)])
+
+
+def proxy_activities(
+    activities: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]
+    | types.ModuleType | None = None,
+    retry: RetryPolicy | None = None,
+    task_queue: str | None = None,
+    timeout: Duration | None = None,
+) -> ActivityProxy:
+    """Durable callers for ``activities``; meant for module level.
+
+    The functions are registered with every worker of this process, so a
+    worker that runs the workflow can run its activities too.
+    """
+    table = as_table(activities)
+    register_activities(table)
+    return ActivityProxy(
+        table.keys(),
+        retry or RetryPolicy(),
+        task_queue,
+        None if timeout is None else to_seconds(timeout),
+    )

@@ -1,0 +1,207 @@
+"""The state of one activation of a run, and the session it records through.
+
+A run (a coordinator or a hook) is re-executed from the top on each
+activation. Each durable call takes the next position (``step key``) in its
+scope: ``"0"``, ``"1"``, ... at the top level and ``"4.1.0"`` for the first
+call of branch 1 of the ``workflow.all`` at position 4. A call whose key is in
+the loaded history replays its recorded result.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .. import errors
+from ..store.store import StepRecord
+
+
+#: Signal data that tells an exec_hook its hook failed instead of signalling.
+HOOK_ERROR_KEY = "$hotmesh_hook_error"
+
+
+class StepSession(Protocol):
+    """What the replay engine needs from storage during one activation.
+
+    Every method runs inside the activation's transaction, so whatever it
+    writes commits together with the step that records it.
+    """
+
+    def record(self, key: str, kind: str, name: str, result: Any,
+               error: dict[str, Any] | None) -> None: ...
+
+    def entity_command(self, command: str, path: list[str] | None,
+                       args: dict[str, Any]) -> Any: ...
+
+    def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]: ...
+
+    def send_signal(self, job_id: str, signal_id: str, data: Any) -> int: ...
+
+    def start_child(self, spec: dict[str, Any]) -> str: ...
+
+    def start_hook(self, spec: dict[str, Any]) -> None: ...
+
+    def interrupt(self, job_id: str, reason: str | None) -> None: ...
+
+    def now_iso(self) -> str: ...
+
+
+@dataclass
+class RunInfo:
+    """What ``workflow.info()`` returns."""
+
+    workflow_id: str
+    workflow_name: str
+    task_queue: str
+    entity: str | None
+    is_replaying: bool
+    attempt: int
+    hook: bool
+    run_id: str = ""
+
+
+@dataclass
+class RunContext:
+    """One activation: identity, loaded history, and where the code is now."""
+
+    job_id: str
+    run_id: str
+    workflow_name: str
+    task_queue: str
+    entity_label: str | None
+    attempt: int
+    history: dict[str, StepRecord]
+    session: StepSession
+    scope: str = ""
+    counters: dict[str, int] = field(default_factory=dict)
+    seen_recorded: int = 0
+    broken: errors.NonDeterminismError | None = None
+
+    @property
+    def is_hook(self) -> bool:
+        return self.run_id != ""
+
+    def next_key(self) -> str:
+        n = self.counters.get(self.scope, 0)
+        self.counters[self.scope] = n + 1
+        return f"{self.scope}.{n}" if self.scope else str(n)
+
+    def step(self, kind: str, name: str) -> tuple[str, StepRecord | None]:
+        """Take the next position; return it with its record, if any.
+
+        A record of another kind or name at this position means the code has
+        changed under a running workflow: NonDeterminismError.
+        """
+        key = self.next_key()
+        record = self.history.get(key)
+        if record is not None:
+            self.seen_recorded += 1
+            if record.kind != kind or record.name != name:
+                exc = errors.NonDeterminismError(
+                    f"position {key} of {self.workflow_name!r} (workflow {self.job_id!r}) "
+                    f"recorded {record.kind} {record.name!r} but replay called "
+                    f"{kind} {name!r}"
+                )
+                self.broken = exc
+                raise exc
+        return key, record
+
+    def remember(self, key: str, record: StepRecord) -> None:
+        """Add a step recorded during this activation to the history."""
+        self.history[key] = record
+        self.seen_recorded += 1
+
+    @contextmanager
+    def branch(self, scope: str) -> Iterator[None]:
+        saved = self.scope
+        self.scope = scope
+        try:
+            yield
+        finally:
+            self.scope = saved
+
+    def seed(self, purpose: str) -> bytes:
+        """Deterministic bytes for the next random/uuid call of this run."""
+        n = self.counters.get("#" + purpose, 0)
+        self.counters["#" + purpose] = n + 1
+        text = f"{self.job_id}\x00{self.run_id}\x00{self.attempt}\x00{purpose}\x00{n}"
+        return hashlib.sha256(text.encode()).digest()
+
+    def info(self) -> RunInfo:
+        return RunInfo(
+            workflow_id=self.job_id,
+            workflow_name=self.workflow_name,
+            task_queue=self.task_queue,
+            entity=self.entity_label,
+            is_replaying=self.seen_recorded < len(self.history),
+            attempt=self.attempt,
+            hook=self.is_hook,
+            run_id=self.run_id,
+        )
+
+
+_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "hotmesh_sync_run", default=None
+)
+
+
+def current() -> RunContext:
+    """The running activation, or NotInWorkflowError."""
+    ctx = _current.get()
+    if ctx is None:
+        raise errors.NotInWorkflowError(
+            "this function works only inside a workflow or hook run by a worker"
+        )
+    return ctx
+
+
+@contextmanager
+def activated(ctx: RunContext) -> Iterator[RunContext]:
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """The durable form of an error raised by a durable call."""
+    record: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "error_type": getattr(exc, "error_type", type(exc).__name__),
+        "message": getattr(exc, "message", str(exc)),
+    }
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        record["code"] = code
+    workflow_id = getattr(exc, "workflow_id", None)
+    if isinstance(workflow_id, str):
+        record["workflow_id"] = workflow_id
+    return record
+
+
+def rebuild_error(record: dict[str, Any]) -> Exception:
+    """The exception a recorded error raises again on replay."""
+    kind = record.get("type")
+    message = str(record.get("message", ""))
+    error_type = str(record.get("error_type", kind))
+    if kind == "FatalError":
+        return errors.FatalError(message, error_type)
+    if kind == "MaxedError":
+        return errors.MaxedError(message, error_type)
+    if kind in ("WorkflowFailedError", "WorkflowInterruptedError"):
+        return errors.failure_from_record(record, None)
+    if kind == "DuplicateWorkflowError":
+        exc = errors.DuplicateWorkflowError(str(record.get("workflow_id", "")))
+        return exc
+    if kind == "WorkflowNotFoundError":
+        return errors.WorkflowNotFoundError(str(record.get("workflow_id", "")))
+    if kind == "InvalidPathError":
+        return errors.InvalidPathError(message)
+    if kind == "EntityTypeError":
+        return errors.EntityTypeError(message)
+    return errors.FatalError(message, error_type)

@@ -1,0 +1,57 @@
+"""Name → function tables for workflows, hooks and activities."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
+
+Fn = Callable[..., Any]
+FunctionSet = Union[Iterable[Fn], Mapping[str, Fn], types.ModuleType, None]
+
+_activities: dict[str, Fn] = {}
+_lock = threading.Lock()
+
+
+def name_of(target: str | Fn) -> str:
+    """A workflow or activity name: the text itself, or a function's __name__."""
+    if isinstance(target, str):
+        if not target:
+            raise ValueError("a workflow name cannot be empty")
+        return target
+    if callable(target):
+        return str(getattr(target, "__name__"))
+    raise TypeError(f"expected a name or a function, got {type(target).__name__}")
+
+
+def as_table(functions: FunctionSet) -> dict[str, Fn]:
+    """Normalize a list, a mapping or a module of functions to {name: fn}."""
+    if functions is None:
+        return {}
+    if isinstance(functions, types.ModuleType):
+        module = functions
+        return {
+            name: fn for name, fn in vars(module).items()
+            if inspect.isfunction(fn) and not name.startswith("_")
+            and fn.__module__ == module.__name__
+        }
+    if isinstance(functions, Mapping):
+        table = dict(functions)
+    else:
+        table = {name_of(fn): fn for fn in functions}
+    for name, fn in table.items():
+        if not callable(fn):
+            raise TypeError(f"{name!r} is not callable")
+    return table
+
+
+def register_activities(table: Mapping[str, Fn]) -> None:
+    """Make activities known to every worker in this process."""
+    with _lock:
+        _activities.update(table)
+
+
+def find_activity(name: str) -> Fn | None:
+    return _activities.get(name)
