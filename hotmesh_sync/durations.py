@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Union
 
-Duration = Union[int, float, timedelta, str]
+Duration = int | float | timedelta | str
 
 _UNITS = {
     "ms": 0.001, "msec": 0.001, "millisecond": 0.001, "milliseconds": 0.001,

@@ -54,5 +54,6 @@ class RetryPolicy:
 
 def delay_from_json(policy: dict[str, Any], attempt: int) -> float:
     """``delay_after`` for a policy in its durable form."""
-    delay = float(policy["initial_interval"]) * float(policy["backoff_coefficient"]) ** (attempt - 1)
+    growth = float(policy["backoff_coefficient"]) ** (attempt - 1)
+    delay = float(policy["initial_interval"]) * growth
     return min(delay, float(policy["maximum_interval"]))

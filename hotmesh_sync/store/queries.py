@@ -18,7 +18,7 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 def read_sql_file(name: str) -> str:
-    """The text of one file under ``store/sql`` (``"schema.sql"``, ``"migrations/0001_initial.sql"``)."""
+    """The text of one file under ``store/sql``, e.g. ``"migrations/0001_initial.sql"``."""
     path = resources.files("hotmesh_sync.store").joinpath("sql", *name.split("/"))
     return path.read_text(encoding="utf-8")
 
@@ -37,7 +37,7 @@ def parse_named(text: str) -> dict[str, str]:
 
 def render(text: str, schema: str) -> sql.Composed:
     """Bind ``{schema}`` in ``text`` to the quoted identifier ``schema``."""
-    return sql.SQL(text).format(schema=sql.Identifier(schema))  # type: ignore[arg-type]
+    return sql.SQL(text).format(schema=sql.Identifier(schema))
 
 
 class Queries:

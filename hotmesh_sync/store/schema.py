@@ -50,8 +50,9 @@ def provision(conn: psycopg.Connection[object], schema: str) -> int:
                 schema,
             )
         )
-        row = conn.execute(render("SELECT max(version) FROM {schema}.schema_version", schema)).fetchone()
-        current = int(row[0]) if row and row[0] is not None else 0  # type: ignore[index, call-overload]
+        row = conn.execute(
+            render("SELECT max(version) FROM {schema}.schema_version", schema)).fetchone()
+        current = int(row[0]) if row and row[0] is not None else 0  # type: ignore[index]
         newest = newest_version()
         if current == 0:
             _run_script(conn, read_sql_file("schema.sql"), schema)

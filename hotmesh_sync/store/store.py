@@ -211,10 +211,10 @@ class Tx:
         self._run("interrupt_runs", dict(id=job_id))
         self._run("clear_job_work", dict(id=job_id))
         parent_id, parent_run, parent_step = row
-        if parent_id is not None and parent_step is not None:
-            if self.insert_step(parent_id, parent_run, parent_step, "child_result",
-                                "child", None, {"type": "WorkflowFailedError", **error}):
-                self.wake_run(parent_id, parent_run)
+        if parent_id is not None and parent_step is not None and self.insert_step(
+                parent_id, parent_run, parent_step, "child_result", "child", None,
+                {"type": "WorkflowFailedError", **error}):
+            self.wake_run(parent_id, parent_run)
         if descend:
             children = [r[0] for r in self.conn.execute(self.q["active_children"],
                                                         dict(id=job_id))]

@@ -47,7 +47,8 @@ def success(name: str, value: Any) -> StepRecord:
     return StepRecord("activity", name, value, None)
 
 
-def classify_failure(payload: dict[str, Any], exc: BaseException) -> tuple[StepRecord | None, float]:
+def classify_failure(payload: dict[str, Any],
+                     exc: BaseException) -> tuple[StepRecord | None, float]:
     """(final record, 0) when the failure is final, else (None, seconds to the retry)."""
     name = str(payload["name"])
     policy = payload["retry"]

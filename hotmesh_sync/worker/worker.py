@@ -285,10 +285,13 @@ class Worker:
                 ids = list(self._inflight)
             if not ids:
                 continue
+            params = {"ids": ids, "worker": self.worker_id, "lease": self.lease}
+
+            def extend(tx: Tx, params: dict[str, Any] = params) -> None:
+                tx.conn.execute(tx.q["extend_leases"], params)
+
             try:
-                self._store.run(lambda tx: tx.conn.execute(
-                    tx.q["extend_leases"], {"ids": ids, "worker": self.worker_id,
-                                            "lease": self.lease}))
+                self._store.run(extend)
             except Exception as exc:
                 self._log.error("heartbeat_failed", error=repr(exc))
 

@@ -247,7 +247,7 @@ def exec_hook_batch(hooks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         assert sig is not None
         started.append((key, sig))
     results = all(*[(lambda s=sig: _hook_result(wait_for(s))) for _, sig in started])
-    return {key: value for (key, _), value in zip(started, results)}
+    return {key: value for (key, _), value in zip(started, results, strict=True)}
 
 
 def all(*branches: Callable[[], Any]) -> list[Any]:  # noqa: A001 - the API's name

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from .. import errors
 from ..store.store import StepRecord
 
-
 #: Signal data that tells an exec_hook its hook failed instead of signalling.
 HOOK_ERROR_KEY = "$hotmesh_hook_error"
 

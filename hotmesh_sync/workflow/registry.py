@@ -6,10 +6,10 @@ import inspect
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 Fn = Callable[..., Any]
-FunctionSet = Union[Iterable[Fn], Mapping[str, Fn], types.ModuleType, None]
+FunctionSet = Iterable[Fn] | Mapping[str, Fn] | types.ModuleType | None
 
 _activities: dict[str, Fn] = {}
 _lock = threading.Lock()
@@ -22,7 +22,7 @@ def name_of(target: str | Fn) -> str:
             raise ValueError("a workflow name cannot be empty")
         return target
     if callable(target):
-        return str(getattr(target, "__name__"))
+        return str(target.__name__)
     raise TypeError(f"expected a name or a function, got {type(target).__name__}")
 
 
@@ -40,7 +40,7 @@ def as_table(functions: FunctionSet) -> dict[str, Fn]:
     if isinstance(functions, Mapping):
         table = dict(functions)
     else:
-        table = {name_of(fn): fn for fn in functions}
+        table = {name_of(fn): fn for fn in functions}  # type: ignore[union-attr]
     for name, fn in table.items():
         if not callable(fn):
             raise TypeError(f"{name!r} is not callable")

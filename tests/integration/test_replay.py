@@ -1,0 +1,98 @@
+"""Replay rules: non-determinism, NotInWorkflowError, leases, lifecycle events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from hotmesh_sync import MemFlow, errors, workflow
+
+version = {"current": 1}
+runs: dict[str, int] = {}
+runs_lock = threading.Lock()
+
+
+def step_a() -> str:
+    return "a"
+
+
+def step_b() -> str:
+    return "b"
+
+
+def slow_step(seconds: float) -> str:
+    with runs_lock:
+        runs["slow"] = runs.get("slow", 0) + 1
+    time.sleep(seconds)
+    return "slow done"
+
+
+acts = workflow.proxy_activities(activities=[step_a, step_b, slow_step])
+
+
+def changing() -> str:
+    # Version 1 calls step_a first; version 2 calls step_b at that position.
+    first = acts.step_a() if version["current"] == 1 else acts.step_b()
+    workflow.wait_for("continue")
+    return first
+
+
+def long_activity(seconds: float) -> str:
+    return acts.slow_step(seconds)
+
+
+def test_changed_code_fails_with_non_determinism(mf: MemFlow, worker: Any) -> None:
+    worker("default", workflows=[changing])
+    handle = mf.workflow.start(changing, workflow_id="nd")
+    deadline = time.monotonic() + 15
+    while handle.status() != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    version["current"] = 2
+    try:
+        handle.signal("continue")
+        with pytest.raises(errors.WorkflowFailedError) as info:
+            handle.result(timeout=30)
+    finally:
+        version["current"] = 1
+    assert info.value.code == 598
+    assert info.value.error_type == "NonDeterminismError"
+    assert "position 0" in info.value.message
+    assert "step_a" in info.value.message and "step_b" in info.value.message
+
+
+def test_workflow_functions_outside_a_run_raise() -> None:
+    for call in (lambda: workflow.sleep_for(1), lambda: workflow.wait_for("x"),
+                 lambda: workflow.signal("x"), workflow.entity, workflow.random,
+                 workflow.now, workflow.uuid4, workflow.info, lambda: acts.step_a(),
+                 lambda: workflow.exec_child("x"), lambda: workflow.all()):
+        with pytest.raises(errors.NotInWorkflowError):
+            call()
+
+
+def test_suspension_is_not_an_exception() -> None:
+    assert not issubclass(workflow.Suspension, Exception)
+    assert issubclass(workflow.Suspension, BaseException)
+
+
+def test_heartbeat_keeps_a_long_activity_from_running_twice(mf: MemFlow, worker: Any) -> None:
+    runs.pop("slow", None)
+    worker("default", workflows=[long_activity], concurrency=2, lease=1.0)
+    # A second worker that would steal the task if its lease lapsed.
+    worker("default", workflows=[long_activity], concurrency=2, lease=1.0)
+    assert mf.workflow.execute(long_activity, [3.5], timeout=30) == "slow done"
+    assert runs["slow"] == 1
+
+
+def test_lifecycle_events_are_logged_with_the_workflow_id(mf: MemFlow, worker: Any) -> None:
+    worker("default", workflows=[long_activity])
+    with capture_logs() as logs:
+        mf.workflow.execute(long_activity, [0], workflow_id="logged", timeout=30)
+    events = [(e["event"], e.get("workflow_id")) for e in logs]
+    for expected in ("workflow_queued", "workflow_started", "activity_completed",
+                     "workflow_completed"):
+        assert (expected, "logged") in events, (expected, events)
