@@ -14,7 +14,7 @@ from .client import WorkflowClient
 from .durations import Duration, to_seconds
 from .embedded import resolve_dsn
 from .entity import Entities, Entity
-from .entity.entity import pool_executor
+from .entity import pool_executor
 from .listener import Listener
 from .store.schema import provision
 from .store.store import Store

@@ -1,0 +1,61 @@
+"""``hotmesh-sync demo``: the seed's two examples, end to end, in one process.
+
+Starts a worker in this process, runs the research agent and the document
+pipeline, prints each hook's signal as the coordinator receives it, then the
+final documents.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+from .client import WorkflowHandle
+from .examples import document_pipeline, research_agent
+from .memflow import MemFlow
+
+QUERY = "Long-term impacts of renewable energy subsidies"
+
+
+def follow(handle: WorkflowHandle, out: IO[str], timeout: float = 120.0) -> Any:
+    """Print every signal the coordinator takes in, until the workflow ends."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        for step in handle.steps():
+            if step["run_id"] == "" and step["kind"] == "wait" and step["key"] not in seen:
+                seen.add(step["key"])
+                print(f"  ✓ {step['name']}", file=out, flush=True)
+        if handle.status() in ("completed", "failed", "interrupted"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{handle.workflow_id} did not finish in {timeout}s")
+        time.sleep(0.05)
+    return handle.result(timeout=5)
+
+
+def main(memflow: MemFlow, out: IO[str] = sys.stdout) -> int:
+    """Run both examples on ``memflow``; 0 when both complete."""
+    suffix = time.strftime("%Y%m%d-%H%M%S")
+    with memflow.worker("agents", workflows=research_agent.WORKFLOWS, concurrency=4), \
+            memflow.worker("pipeline", workflows=document_pipeline.WORKFLOWS, concurrency=4):
+        print(f"Research agent (workflow agent-session-{suffix}):", file=out, flush=True)
+        agent = memflow.workflow.start(
+            entity="research-agent", workflow_name="research_agent", args=[QUERY],
+            task_queue="agents", workflow_id=f"agent-session-{suffix}")
+        agent_doc = follow(agent, out)
+        print(json.dumps(agent_doc, indent=2), file=out)
+
+        print(f"\nDocument pipeline (workflow doc-pipeline-{suffix}):", file=out, flush=True)
+        pipeline = memflow.workflow.start(
+            entity="document", workflow_name="document_processing_pipeline",
+            task_queue="pipeline", workflow_id=f"doc-pipeline-{suffix}")
+        pipeline_doc = follow(pipeline, out)
+        print(json.dumps(pipeline_doc, indent=2), file=out)
+
+    print(f"\nBoth workflows completed. Their entities are rows of {memflow.schema}.jobs:",
+          file=out)
+    print(f"  SELECT id, status, context->>'status' FROM {memflow.schema}.jobs;", file=out)
+    return 0
