@@ -17,7 +17,7 @@ from .entity import Entities, Entity
 from .entity import pool_executor
 from .listener import Listener
 from .store.schema import provision
-from .store.store import Store
+from .store.store import Store, purge
 from .workflow.registry import FunctionSet
 
 _log = structlog.get_logger("hotmesh_sync")
@@ -78,16 +78,14 @@ class MemFlow:
         self._workers.append(worker)
         return worker
 
-    def purge(self, older_than: Duration = "7 days", batch: int = 500) -> int:
-        """Remove finished workflows older than ``older_than`` (and expired ones); the count."""
-        seconds = to_seconds(older_than)
-        total = 0
-        while True:
-            removed = len(self.store.fetch_dicts(
-                "purge_finished", {"older_than": seconds, "batch": batch}))
-            total += removed
-            if removed < batch:
-                return total
+    def purge(self, older_than: Duration | None = "7 days", batch: int = 500) -> int:
+        """Remove finished workflows (job, runs, steps, history, signals) that ended
+        more than ``older_than`` ago, and those past their ``expire``; the count.
+
+        Works in batches of ``batch`` rows, each its own short transaction, so
+        no lock is held for long. ``older_than=None`` removes only expired ones.
+        """
+        return purge(self.store, None if older_than is None else to_seconds(older_than), batch)
 
     def close(self) -> None:
         for worker in self._workers:

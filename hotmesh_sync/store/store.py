@@ -290,3 +290,16 @@ def run_on_connection(store: Store, connection: Any, work: Callable[[Tx], T]) ->
         raise TypeError("connection must be a psycopg 3 connection or a Django connection")
     with raw.transaction():  # a savepoint inside the caller's transaction
         return work(Tx(raw, store.queries))
+
+
+def purge(store: Store, older_than: float | None, batch: int = 500) -> int:
+    """Delete finished workflows in batches; how many were removed."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    total = 0
+    while True:
+        removed = len(store.fetch_dicts("purge_finished",
+                                        {"older_than": older_than, "batch": batch}))
+        total += removed
+        if removed < batch:
+            return total

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from psycopg_pool import ConnectionPool
 
-from ..store.store import StepRecord, Store, Tx
+from ..store.store import StepRecord, Store, Tx, purge
 from ..workflow.registry import FunctionSet, as_table, find_activity, register_activities
 from .activation import LeasedActivity, Scheduler, activate, record_and_activate
 from .activity_runner import classify_failure, run_attempt, success
@@ -50,6 +50,7 @@ class Worker:
         *,
         lease: float = 60.0,
         poll_interval: float = 5.0,
+        maintenance_interval: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -62,6 +63,7 @@ class Worker:
         self.concurrency = concurrency
         self.lease = lease
         self.poll_interval = poll_interval
+        self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._memflow = memflow
         self._pool: ConnectionPool[Any] = ConnectionPool(
@@ -87,6 +89,7 @@ class Worker:
         for i in range(self.concurrency):
             self._spawn(self._work_loop, f"hotmesh-worker-{i}")
         self._spawn(self._heartbeat_loop, "hotmesh-heartbeat")
+        self._spawn(self._maintenance_loop, "hotmesh-maintenance")
         self._log.info("worker_started", concurrency=self.concurrency,
                        workflows=sorted(self.workflows))
         return self
@@ -294,6 +297,17 @@ class Worker:
                 self._store.run(extend)
             except Exception as exc:
                 self._log.error("heartbeat_failed", error=repr(exc))
+
+
+    def _maintenance_loop(self) -> None:
+        """Purge workflows past their ``expire``, now and then."""
+        while not self._stopping.wait(self.maintenance_interval):
+            try:
+                removed = purge(self._store, None)
+                if removed:
+                    self._log.info("expired_workflows_purged", count=removed)
+            except Exception as exc:
+                self._log.error("maintenance_failed", error=repr(exc))
 
 
 def tx_jsonb(value: Any) -> Any:

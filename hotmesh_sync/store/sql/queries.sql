@@ -240,7 +240,8 @@ LIMIT 1
 WITH doomed AS (
     SELECT id FROM {schema}.jobs
     WHERE status IN ('completed', 'failed', 'interrupted')
-      AND (completed_at < now() - make_interval(secs => %(older_than)s)
+      AND ((%(older_than)s::float8 IS NOT NULL
+            AND completed_at < now() - make_interval(secs => %(older_than)s::float8))
            OR (expire_seconds IS NOT NULL
                AND completed_at < now() - make_interval(secs => expire_seconds)))
     ORDER BY completed_at
