@@ -61,6 +61,7 @@ class LockedRun:
     parent_id: str | None
     parent_run: str | None
     parent_step: str | None
+    created_at: Any = None
 
 
 TERMINAL = ("completed", "failed", "interrupted")
@@ -72,6 +73,8 @@ class Tx:
     def __init__(self, conn: Conn, queries: Queries) -> None:
         self.conn = conn
         self.q = queries
+        #: Run once the transaction has committed (never on rollback).
+        self.after_commit: list[Callable[[], None]] = []
 
     def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         return self.conn.execute(self.q[name], params).fetchone()
@@ -147,19 +150,35 @@ class Tx:
         self._run("delete_step_task", dict(job_id=job_id, run_id=run_id, step_key=step_key))
 
     # --- steps ---------------------------------------------------------
-    def load_steps(self, job_id: str, run_id: str) -> dict[str, StepRecord]:
-        cur = self.conn.execute(self.q["load_steps"], dict(job_id=job_id, run_id=run_id))
-        return {key: StepRecord(kind, name, result, error)
-                for key, kind, name, result, error in cur}
+    def load_steps(self, job_id: str, run_id: str,
+                   after_seq: int = 0) -> tuple[dict[str, StepRecord], int]:
+        """The run's steps recorded after ``after_seq``, and the highest seq seen."""
+        cur = self.conn.execute(self.q["load_steps"],
+                                dict(job_id=job_id, run_id=run_id, after_seq=after_seq))
+        steps: dict[str, StepRecord] = {}
+        top = after_seq
+        for key, kind, name, result, error, seq in cur:
+            steps[key] = StepRecord(kind, name, result, error)
+            top = max(top, seq)
+        return steps, top
 
     def insert_step(self, job_id: str, run_id: str, step_key: str, kind: str, name: str,
-                    result: Any = None, error: dict[str, Any] | None = None) -> bool:
-        """Record a step; False when that position was recorded already."""
+                    result: Any = None, error: dict[str, Any] | None = None) -> int | None:
+        """Record a step; its seq, or None when that position was recorded already."""
         row = self._one("insert_step", dict(
             job_id=job_id, run_id=run_id, step_key=step_key, kind=kind, name=name,
             result=jsonb(result, "a step result"),
             error=None if error is None else Jsonb(error)))
-        return row is not None
+        return None if row is None else int(row[0])
+
+    def insert_child_result(self, parent_id: str, parent_run: str, step_key: str,
+                            result: Any, error: dict[str, Any] | None) -> None:
+        """Record a child's outcome in its parent (under the parent run's lock,
+        like every step write) and wake the parent."""
+        self.lock_run(parent_id, parent_run)
+        if self.insert_step(parent_id, parent_run, step_key, "child_result", "child",
+                            result, error) is not None:
+            self.wake_run(parent_id, parent_run)
 
     def step_exists(self, job_id: str, run_id: str, step_key: str) -> bool:
         return self._one("step_exists", dict(job_id=job_id, run_id=run_id,
@@ -211,10 +230,9 @@ class Tx:
         self._run("interrupt_runs", dict(id=job_id))
         self._run("clear_job_work", dict(id=job_id))
         parent_id, parent_run, parent_step = row
-        if parent_id is not None and parent_step is not None and self.insert_step(
-                parent_id, parent_run, parent_step, "child_result", "child", None,
-                {"type": "WorkflowFailedError", **error}):
-            self.wake_run(parent_id, parent_run)
+        if parent_id is not None and parent_step is not None:
+            self.insert_child_result(parent_id, parent_run, parent_step, None,
+                                     {"type": "WorkflowFailedError", **error})
         if descend:
             children = [r[0] for r in self.conn.execute(self.q["active_children"],
                                                         dict(id=job_id))]
@@ -238,10 +256,13 @@ class Store:
 
     def run(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in one transaction, retried whole on transient faults."""
-        def attempt() -> T:
+        def attempt() -> tuple[T, list[Callable[[], None]]]:
             with self.transaction() as tx:
-                return work(tx)
-        return transient_retry(attempt)()
+                return work(tx), tx.after_commit
+        result, after_commit = transient_retry(attempt)()
+        for callback in after_commit:
+            callback()
+        return result
 
     def fetch_dicts(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Rows of a read-only named query, as dicts."""

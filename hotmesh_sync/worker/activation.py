@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..retry import delay_from_json
 from ..store.store import TERMINAL, LockedRun, StepRecord, Tx, create_workflow, jsonb
 from ..workflow.context import HOOK_ERROR_KEY, RunContext, activated
 from ..workflow.suspension import Pending, Suspension
+from .history_cache import HistoryCache
 
 _log = structlog.get_logger("hotmesh_sync.worker")
 
@@ -48,6 +49,7 @@ class Scheduler:
     worker_id: str
     task_queue: str
     lease: float
+    histories: HistoryCache = field(default_factory=HistoryCache)
 
 
 class ActivationSession:
@@ -56,10 +58,13 @@ class ActivationSession:
     def __init__(self, tx: Tx, run: LockedRun) -> None:
         self.tx = tx
         self.run = run
+        self.top_seq = 0
 
     def record(self, key: str, kind: str, name: str, result: Any,
                error: dict[str, Any] | None) -> None:
-        self.tx.insert_step(self.run.job_id, self.run.run_id, key, kind, name, result, error)
+        seq = self.tx.insert_step(self.run.job_id, self.run.run_id, key, kind, name, result,
+                                  error)
+        self.top_seq = max(self.top_seq, seq or 0)
 
     def entity_command(self, command: str, path: list[str] | None,
                        args: dict[str, Any]) -> Any:
@@ -128,9 +133,16 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
                    workflow_name=run.workflow_name, task_queue=scheduler.task_queue)
         tx.insert_run_task(run.task_queue, job_id, run_id, delay=5.0)
         return []
-    history = tx.load_steps(job_id, run_id)
+    cache_key = (job_id, run_id, run.attempt, run.created_at)
+    history, mark = scheduler.histories.get(cache_key)
+    recorded, mark = tx.load_steps(job_id, run_id, mark)
+    history.update(recorded)
+    session = ActivationSession(tx, run)
     ctx = RunContext(job_id, run_id, run.workflow_name, run.task_queue, run.entity,
-                     run.attempt, history, ActivationSession(tx, run))
+                     run.attempt, history, session)
+    # Cache what this activation knows once (and only if) its transaction commits.
+    tx.after_commit.append(
+        lambda: scheduler.histories.put(cache_key, ctx.history, max(mark, session.top_seq)))
     log = _log.bind(workflow_id=job_id, run_id=run_id, workflow_name=run.workflow_name)
     if run.status == "pending":
         tx.set_run_status(job_id, run_id, "running")
@@ -210,9 +222,7 @@ def _complete(tx: Tx, run: LockedRun, ctx: RunContext, result: Any,
         tx.finish_job(run.job_id, "completed", jsonb(value), None)
         if run.parent_id is not None and run.parent_step is not None:
             assert run.parent_run is not None
-            if tx.insert_step(run.parent_id, run.parent_run, run.parent_step, "child_result",
-                              "child", value):
-                tx.wake_run(run.parent_id, run.parent_run)
+            tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, value, None)
         log.info("workflow_completed")
         return []
     if run.signal_id is not None and not _signalled(ctx, run.signal_id):
@@ -266,9 +276,7 @@ def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedAc
         tx.conn.execute(tx.q["clear_job_work"], {"id": run.job_id})
         if run.parent_id is not None and run.parent_step is not None:
             assert run.parent_run is not None
-            if tx.insert_step(run.parent_id, run.parent_run, run.parent_step, "child_result",
-                              "child", None, error):
-                tx.wake_run(run.parent_id, run.parent_run)
+            tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, None, error)
         log.warning("workflow_failed", code=error["code"], error_type=error["error_type"],
                     message=error["message"])
         return []
@@ -294,7 +302,7 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
         tx.delete_task(task_id)
     if run is None:
         return []
-    if not tx.insert_step(job_id, run_id, step_key, record.kind, record.name, record.result,
-                          record.error):
+    if tx.insert_step(job_id, run_id, step_key, record.kind, record.name, record.result,
+                      record.error) is None:
         return []  # recorded already (a duplicate delivery): nothing new to do
     return activate(tx, job_id, run_id, workflows, scheduler, run)

@@ -129,14 +129,18 @@ SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 -- name: lock_run
 SELECT r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
-       j.parent_step
+       j.parent_step, j.created_at
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
 WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 FOR UPDATE OF r
 
 -- name: load_steps
-SELECT step_key, kind, name, result, error
-FROM {schema}.steps WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+-- Only the steps after `after_seq`: a worker that caches a run's history
+-- reads just what is new. Every step of a run is written under the run's
+-- lock, so seq order is commit order and nothing below the mark can appear late.
+SELECT step_key, kind, name, result, error, seq
+FROM {schema}.steps
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND seq > %(after_seq)s
 
 -- name: insert_step
 INSERT INTO {schema}.steps (job_id, run_id, step_key, kind, name, result, error)
