@@ -19,7 +19,9 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 def read_sql_file(name: str) -> str:
     """The text of one file under ``store/sql``, e.g. ``"migrations/0001_initial.sql"``."""
-    path = resources.files("hotmesh_sync.store").joinpath("sql", *name.split("/"))
+    path = resources.files("hotmesh_sync.store").joinpath("sql")
+    for part in name.split("/"):
+        path = path.joinpath(part)
     return path.read_text(encoding="utf-8")
 
 

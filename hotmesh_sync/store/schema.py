@@ -21,7 +21,7 @@ _MIGRATION = re.compile(r"^(\d{4})_\w+\.sql$")
 
 def migrations() -> list[tuple[int, str]]:
     """(version, file name) of every migration, oldest first."""
-    folder = resources.files("hotmesh_sync.store").joinpath("sql", "migrations")
+    folder = resources.files("hotmesh_sync.store").joinpath("sql").joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         match = _MIGRATION.match(entry.name)

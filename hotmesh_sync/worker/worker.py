@@ -35,6 +35,8 @@ _log = structlog.get_logger("hotmesh_sync.worker")
 #: A leased activity task claimed this many times more than its attempts is
 #: taken to kill its worker each time, and is failed instead of retried.
 MAX_RECOVERIES = 3
+#: Seconds an activity's lease lasts unless its worker extends it.
+DEFAULT_LEASE = 60.0
 
 
 class Worker:
@@ -48,7 +50,7 @@ class Worker:
         activities: FunctionSet = None,
         concurrency: int = 8,
         *,
-        lease: float = 60.0,
+        lease: float | None = None,
         poll_interval: float = 5.0,
         maintenance_interval: float = 60.0,
     ) -> None:
@@ -61,7 +63,12 @@ class Worker:
         self.activities = as_table(activities)
         register_activities(self.activities)
         self.concurrency = concurrency
-        self.lease = lease
+        # A short lease recovers a dead worker's activities sooner; a long one
+        # costs fewer heartbeats. $HOTMESH_LEASE_SECONDS sets it for a process.
+        self.lease = float(lease if lease is not None
+                           else os.environ.get("HOTMESH_LEASE_SECONDS", DEFAULT_LEASE))
+        if self.lease <= 0:
+            raise ValueError("lease must be positive")
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -70,7 +77,7 @@ class Worker:
             memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
             kwargs={"autocommit": True}, name=f"hotmesh-worker-{task_queue}")
         self._store = Store(self._pool, memflow.schema)
-        self._scheduler = Scheduler(self.worker_id, task_queue, lease)
+        self._scheduler = Scheduler(self.worker_id, task_queue, self.lease)
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._wakes = 0
