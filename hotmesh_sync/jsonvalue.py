@@ -25,14 +25,15 @@ def dumps(value: Any, what: str = "value") -> str:
     PostgreSQL's jsonb refuses) and PayloadTooLargeError above the ceiling.
     """
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError: a lone surrogate
         raise TypeError(f"{what} is not JSON-serializable: {exc}") from None
     if "\\u0000" in text:
         raise TypeError(f"{what} contains a NUL character, which PostgreSQL jsonb cannot store")
-    if len(text) > max_bytes():
+    if size > max_bytes():
         raise PayloadTooLargeError(
-            f"{what} is {len(text)} bytes of JSON, above the maximum of {max_bytes()}"
+            f"{what} is {size} bytes of JSON, above the maximum of {max_bytes()}"
         )
     return text
 

@@ -13,8 +13,7 @@ from . import errors
 from .client import WorkflowClient
 from .durations import Duration, to_seconds
 from .embedded import resolve_dsn
-from .entity import Entities, Entity
-from .entity import pool_executor
+from .entity import Entities, Entity, pool_executor
 from .listener import Listener
 from .store.schema import provision
 from .store.store import Store, purge

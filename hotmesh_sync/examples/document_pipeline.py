@@ -8,6 +8,7 @@ trail: each marker is appended exactly once, however often code replays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hotmesh_sync import RetryPolicy, workflow
@@ -182,5 +183,6 @@ def notification_hook(document_id: str) -> None:
     workflow.signal("processing-complete", {"finalResult": final})
 
 
-WORKFLOWS = [document_processing_pipeline, page_processing_hook, validation_hook,
-             approval_hook, notification_hook]
+WORKFLOWS: list[Callable[..., Any]] = [
+    document_processing_pipeline, page_processing_hook, validation_hook, approval_hook,
+    notification_hook]

@@ -13,6 +13,7 @@ and ``hotmesh-sync start research_agent --task-queue agents --entity research-ag
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from hotmesh_sync import RetryPolicy, workflow
@@ -139,5 +140,6 @@ def synthesize_perspectives(signal: str) -> None:
     workflow.signal(signal, {})
 
 
-WORKFLOWS = [research_agent, optimistic_perspective, skeptical_perspective, verification_hook,
-             synthesize_perspectives]
+WORKFLOWS: list[Callable[..., Any]] = [
+    research_agent, optimistic_perspective, skeptical_perspective, verification_hook,
+    synthesize_perspectives]

@@ -36,6 +36,7 @@ class LeasedActivity:
     run_id: str
     step_key: str
     payload: dict[str, Any]
+    recovering: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Scheduler:
     task_queue: str
     lease: float
     histories: HistoryCache = field(default_factory=HistoryCache)
+    may_lease: Callable[[], bool] = lambda: True
 
 
 class ActivationSession:
@@ -68,11 +70,10 @@ class ActivationSession:
 
     def entity_command(self, command: str, path: list[str] | None,
                        args: dict[str, Any]) -> Any:
-        # A savepoint, so a refused command (bad type, bad path) leaves the
-        # activation's transaction usable for recording that refusal.
-        with self.tx.conn.transaction():
-            return apply_command(self.tx.conn, self.tx.q.schema, self.run.job_id,
-                                 command, path, args)
+        # apply_command runs in its own savepoint: a refused command (bad type,
+        # bad path) leaves this transaction usable for recording the refusal.
+        return apply_command(self.tx.conn, self.tx.q.schema, self.run.job_id,
+                             command, path, args)
 
     def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]:
         self.tx.lock_job(self.run.job_id)
@@ -184,7 +185,7 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
         if item.kind == "activity":
             busy = True
             queue = item.payload["task_queue"]
-            mine = queue == scheduler.task_queue and not leased
+            mine = queue == scheduler.task_queue and not leased and scheduler.may_lease()
             task_id = tx.insert_step_task(
                 kind="activity", task_queue=queue, job_id=run.job_id, run_id=run.run_id,
                 step_key=item.key, payload=item.payload,

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 _log = structlog.get_logger("hotmesh_sync.worker")
 
 #: A leased activity task claimed this many times more than its attempts is
-#: taken to kill its worker each time, and is failed instead of retried.
+#: taken to kill its worker each time, and is failed instead of retried
+#: ($HOTMESH_MAX_RECOVERIES overrides it for a process).
 MAX_RECOVERIES = 3
 #: Seconds an activity's lease lasts unless its worker extends it.
 DEFAULT_LEASE = 60.0
@@ -69,6 +70,7 @@ class Worker:
                            else os.environ.get("HOTMESH_LEASE_SECONDS", DEFAULT_LEASE))
         if self.lease <= 0:
             raise ValueError("lease must be positive")
+        self.max_recoveries = int(os.environ.get("HOTMESH_MAX_RECOVERIES", MAX_RECOVERIES))
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -77,13 +79,16 @@ class Worker:
             memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
             kwargs={"autocommit": True}, name=f"hotmesh-worker-{task_queue}")
         self._store = Store(self._pool, memflow.schema)
-        self._scheduler = Scheduler(self.worker_id, task_queue, self.lease)
+        self._scheduler = Scheduler(self.worker_id, task_queue, self.lease,
+                                    may_lease=self._may_lease)
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._wakes = 0
         self._threads: list[threading.Thread] = []
         self._inflight: dict[int, float] = {}
         self._inflight_lock = threading.Lock()
+        # Set while a recovered activity runs alone on this worker.
+        self._quarantined = threading.Event()
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
 
     # --- lifecycle -----------------------------------------------------
@@ -182,7 +187,9 @@ class Worker:
         outcome: dict[str, Any] = {}
 
         def work(tx: Tx) -> list[LeasedActivity]:
-            row = tx.conn.execute(tx.q["claim_task"], {"task_queue": self.task_queue}).fetchone()
+            row = tx.conn.execute(tx.q["claim_task"], {
+                "task_queue": self.task_queue,
+                "activities": not self._quarantined.is_set()}).fetchone()
             if row is None:
                 due = tx.conn.execute(tx.q["next_due"], {"task_queue": self.task_queue}).fetchone()
                 outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
@@ -224,11 +231,17 @@ class Worker:
             return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
                                        self._scheduler, task_id)
         # An activity: lease it, and run it once the lease is committed.
+        attempt = int(payload.get("attempt", 1))
+        recovering = claims >= attempt  # its last holder died (or stopped) holding it
+        if recovering and not self._enter_quarantine():
+            # Run a recovered task alone: if it kills its worker again, it takes
+            # no innocent activity with it, and only its own count grows.
+            tx.conn.execute(tx.q["postpone_task"], {"id": task_id, "delay": 0.5})
+            return []
         row = tx.conn.execute(tx.q["lease_task"], {"id": task_id, "worker": self.worker_id,
                                                     "lease": self.lease}).fetchone()
         claims = int(row[0]) if row else claims + 1
-        attempt = int(payload.get("attempt", 1))
-        if claims > attempt + MAX_RECOVERIES:
+        if claims > attempt + self.max_recoveries:
             record = StepRecord("activity", payload["name"], None, {
                 "type": "FatalError", "error_type": "WorkerLost",
                 "message": f"activity {payload['name']!r} was claimed {claims} times without "
@@ -237,7 +250,18 @@ class Worker:
                             claims=claims)
             return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
                                        self._scheduler, task_id)
-        return [LeasedActivity(task_id, job_id, run_id, step_key, payload)]
+        return [LeasedActivity(task_id, job_id, run_id, step_key, payload, recovering)]
+
+    def _may_lease(self) -> bool:
+        return not self._quarantined.is_set() and not self._stopping.is_set()
+
+    def _enter_quarantine(self) -> bool:
+        """Take the worker for one recovered activity; False while others run."""
+        with self._inflight_lock:
+            if self._inflight or self._quarantined.is_set():
+                return False
+            self._quarantined.set()
+            return True
 
     # --- activities ----------------------------------------------------
     def _perform_activity(self, task: LeasedActivity) -> list[LeasedActivity]:
@@ -254,6 +278,8 @@ class Worker:
         finally:
             with self._inflight_lock:
                 self._inflight.pop(task.task_id, None)
+                if task.recovering:
+                    self._quarantined.clear()
         log.debug("activity_completed")
 
         def record(tx: Tx) -> list[LeasedActivity]:

@@ -50,7 +50,8 @@ def test_retry_policy_rejects_nonsense() -> None:
 
 def test_json_checks() -> None:
     assert normalized((1, [2, (3,)])) == [1, [2, [3]]]
-    for bad in [object(), {1, 2}, float("nan"), float("inf"), {"k": b"bytes"}, "nul\x00"]:
+    for bad in [object(), {1, 2}, float("nan"), float("inf"), {"k": b"bytes"}, "nul\x00",
+                "lone \ud800 surrogate", {"\udfff": 1}]:
         with pytest.raises(TypeError):
             dumps(bad)
 

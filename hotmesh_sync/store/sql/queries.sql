@@ -75,6 +75,7 @@ SELECT id, kind, job_id, run_id, step_key, payload, claims
 FROM {schema}.tasks
 WHERE task_queue = %(task_queue)s AND run_at <= now()
   AND (lease_until IS NULL OR lease_until < now())
+  AND (%(activities)s OR kind <> 'activity')
 ORDER BY run_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
@@ -121,6 +122,10 @@ DELETE FROM {schema}.tasks WHERE id IN (
 UPDATE {schema}.tasks
 SET payload = %(payload)s, run_at = now() + make_interval(secs => %(delay)s),
     leased_by = NULL, lease_until = NULL
+WHERE id = %(id)s
+
+-- name: postpone_task
+UPDATE {schema}.tasks SET run_at = now() + make_interval(secs => %(delay)s)
 WHERE id = %(id)s
 
 -- name: notify_queue

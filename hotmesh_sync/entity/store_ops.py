@@ -1,0 +1,160 @@
+"""Running entity commands on a connection, and reading documents and history.
+
+``apply_command`` works inside the caller's transaction, so the durable core
+can apply a command in the same transaction that records the workflow step
+(the command then happens exactly once). It never commits a transaction the
+caller opened: it runs in a savepoint there, which also means a refused
+command (bad path, wrong type) rolls back alone and leaves the caller's
+transaction usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonpatch
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from ..errors import EntityTypeError, HotMeshError, InvalidPathError, WorkflowNotFoundError
+from ..store.queries import Queries
+from .commands import compile_command
+from .paths import lookup, parse_optional
+
+Conn = psycopg.Connection[Any]
+
+#: What an ``Entity`` hands each command to: (command, parsed path, args) -> result.
+Executor = Callable[[str, list[str] | None, dict[str, Any]], Any]
+
+#: SQLSTATEs raised by the entity_* SQL functions, and the errors they become.
+SQLSTATE_ERRORS: dict[str, type[HotMeshError]] = {
+    "HM001": EntityTypeError,
+    "HM002": InvalidPathError,
+}
+
+
+def apply_command(
+    conn: Conn,
+    schema: str,
+    job_id: str,
+    command: str,
+    path: object = None,
+    args: Mapping[str, Any] | None = None,
+) -> Any:
+    """Apply one entity command to the document of ``job_id``; return its result.
+
+    ``path`` is dotted text, a list of segments, or None (whole document).
+    ``args`` holds the command's argument as ``Entity`` passes it to its
+    executor: ``{"value": v}`` (set, merge, append, prepend,
+    set_if_not_exists), ``{"index": i}`` (remove), ``{"amount": n}``
+    (increment, default 1), or nothing.
+
+    Runs in a savepoint of the caller's transaction (or in a transaction of
+    its own when none is open) and writes the history row of the new version
+    there too. Raises WorkflowNotFoundError for an unknown job, and
+    InvalidPathError or EntityTypeError for a command the document refuses;
+    then nothing has changed.
+    """
+    compiled = compile_command(command, path, **dict(args or {}))
+    if not compiled.writes:
+        return get_document(conn, schema, job_id, compiled.path)
+    queries = Queries(schema)
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        try:
+            cur.execute(queries["entity_apply"], {"job_id": job_id, **compiled.params})
+        except psycopg.Error as exc:
+            typed = SQLSTATE_ERRORS.get(exc.sqlstate or "")
+            if typed is None:
+                raise
+            raise typed(exc.diag.message_primary or str(exc)) from exc
+        row = cur.fetchone()
+        if row is None:
+            raise WorkflowNotFoundError(job_id)
+        before, after, version, changed = row
+        if changed:
+            write_history(conn, schema, job_id, version, before, after)
+    return lookup(after, compiled.result_path)
+
+
+def get_document(conn: Conn, schema: str, job_id: str, path: object = None) -> Any:
+    """The value at ``path`` of the document of ``job_id`` (None when absent);
+    the whole document for ``path=None``."""
+    segments = parse_optional(path)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(Queries(schema)["entity_get"], {"job_id": job_id, "path": segments})
+        row = cur.fetchone()
+    if row is None:
+        raise WorkflowNotFoundError(job_id)
+    return row[0]
+
+
+def history(conn: Conn, schema: str, job_id: str) -> list[dict[str, Any]]:
+    """Every version of the document of ``job_id``, oldest first, as
+    ``{"version": n, "at": iso time, "patch": [RFC 6902 ops]}``."""
+    queries = Queries(schema)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(queries["entity_history"], {"job_id": job_id})
+        rows = cur.fetchall()
+        if not rows:
+            cur.execute(queries["entity_job_exists"], {"job_id": job_id})
+            if cur.fetchone() is None:
+                raise WorkflowNotFoundError(job_id)
+    return [
+        {"version": version, "at": at.isoformat(), "patch": patch} for version, at, patch in rows
+    ]
+
+
+def write_history(
+    conn: Conn, schema: str, job_id: str, version: int, before: Any, after: Any
+) -> None:
+    """Record ``version`` of a document as the patch that turns ``before`` into ``after``."""
+    conn.execute(
+        Queries(schema)["entity_insert_history"],
+        {"job_id": job_id, "version": version, "patch": Jsonb(make_patch(before, after))},
+    )
+
+
+def make_patch(before: Any, after: Any) -> list[dict[str, Any]]:
+    """An RFC 6902 patch from ``before`` to ``after``.
+
+    jsonpatch's diff of arrays has had bugs, and Python's ``==`` calls 1,
+    1.0 and True equal; a patch that does not rebuild ``after`` exactly is
+    replaced by one that replaces the whole document.
+    """
+    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
+    try:
+        rebuilt = jsonpatch.apply_patch(before, ops)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, LookupError, TypeError):
+        rebuilt = _MISMATCH
+    if not same_json(rebuilt, after):
+        ops = [{"op": "replace", "path": "", "value": after}]
+    return ops
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values that tells booleans from numbers and ints from floats."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def pool_executor(pool: ConnectionPool[Any], schema: str, job_id: str) -> Executor:
+    """The executor of ``mf.entity(job_id)``: each command in a transaction of its own."""
+
+    def execute(command: str, path: list[str] | None, args: dict[str, Any]) -> Any:
+        # apply_command opens the transaction itself (no savepoint needed on
+        # a connection fresh from the pool); the pool commits a read on return.
+        with pool.connection() as conn:
+            return apply_command(conn, schema, job_id, command, path, args)
+
+    return execute
+
+
+_MISMATCH = object()
