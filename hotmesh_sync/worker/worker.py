@@ -77,7 +77,7 @@ class Worker:
         self._memflow = memflow
         self._pool: ConnectionPool[Any] = ConnectionPool(
             memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
-            kwargs={"autocommit": True}, name=f"hotmesh-worker-{task_queue}")
+            kwargs={"autocommit": True}, name=f"hotmesh-pool-{task_queue}")
         self._store = Store(self._pool, memflow.schema)
         self._scheduler = Scheduler(self.worker_id, task_queue, self.lease,
                                     may_lease=self._may_lease)
