@@ -72,7 +72,7 @@ def operations(document: Any, command: str, segments: list[str] | None, arg: Any
     if command == "increment":
         if target is not None and not _is_number(target):
             raise EntityTypeError(f"cannot increment a {_kind(target)}")
-        return _put(document, segments, depth, add_numbers(target or 0, arg))
+        return _put(document, segments, depth, add_numbers(0 if target is None else target, arg))
     if command == "toggle":
         if target is not None:
             _expect(target, bool, command, segments)

@@ -187,9 +187,12 @@ class Worker:
         outcome: dict[str, Any] = {}
 
         def work(tx: Tx) -> list[LeasedActivity]:
+            with self._inflight_lock:
+                idle = not self._inflight and not self._quarantined.is_set()
             row = tx.conn.execute(tx.q["claim_task"], {
                 "task_queue": self.task_queue,
-                "activities": not self._quarantined.is_set()}).fetchone()
+                "activities": not self._quarantined.is_set(),
+                "recoveries": idle}).fetchone()
             if row is None:
                 due = tx.conn.execute(tx.q["next_due"], {"task_queue": self.task_queue}).fetchone()
                 outcome["next_due"] = None if due is None or due[0] is None else float(due[0])

@@ -87,14 +87,14 @@ def test_poison_activity_is_dead_lettered_while_others_complete(
 def test_a_task_claimed_twice_does_not_apply_its_step_twice(
         mf: MemFlow, workers: WorkerProcesses) -> None:
     workers.start(queue="dup", lease=30.0)
-    workers.start(queue="dup", lease=30.0)
-    handle = mf.workflow.start(duplicate_flow, ["dup", 2.0], task_queue="dup")
+    handle = mf.workflow.start(duplicate_flow, ["dup", 5.0], task_queue="dup")
     wait_for_effect(mf, "dup")
-    # Expire the lease under the live worker: the other worker claims it too.
+    # Expire the lease under the live worker: a second worker claims it too.
     with psycopg.connect(mf.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL(
             "UPDATE {}.tasks SET lease_until = now() - interval '1 second'"
             " WHERE kind = 'activity'").format(sql.Identifier(mf.schema)))
+    workers.start(queue="dup", lease=30.0)
     wait_for_effect(mf, "dup", count=2)
     assert handle.result(timeout=60) == {"applied": 1, "seen": ["dup"]}
     steps: list[Any] = [s for s in handle.steps() if s["kind"] == "activity"]

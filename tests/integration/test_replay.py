@@ -81,10 +81,10 @@ def test_suspension_is_not_an_exception() -> None:
 
 def test_heartbeat_keeps_a_long_activity_from_running_twice(mf: MemFlow, worker: Any) -> None:
     runs.pop("slow", None)
-    worker("default", workflows=[long_activity], concurrency=2, lease=1.0)
+    worker("default", workflows=[long_activity], concurrency=2, lease=2.0)
     # A second worker that would steal the task if its lease lapsed.
-    worker("default", workflows=[long_activity], concurrency=2, lease=1.0)
-    assert mf.workflow.execute(long_activity, [3.5], timeout=30) == "slow done"
+    worker("default", workflows=[long_activity], concurrency=2, lease=2.0)
+    assert mf.workflow.execute(long_activity, [6.5], timeout=30) == "slow done"
     assert runs["slow"] == 1
 
 

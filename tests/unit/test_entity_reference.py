@@ -229,3 +229,10 @@ def test_same_json_tells_types_apart() -> None:
     assert not same_json(True, 1)
     assert not same_json(1, 1.0)
     assert not same_json({"a": 1}, {"b": 1})
+
+
+def test_increment_keeps_a_float_zero_a_float() -> None:
+    """Found by the differential test: 0.0 is present, not absent, and stays a float."""
+    document: dict[str, Any] = {"a": 0.0}
+    _, result = apply(document, "increment", ["a"], {"amount": 0})
+    assert result == 0.0 and isinstance(result, float)

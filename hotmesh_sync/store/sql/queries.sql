@@ -76,6 +76,9 @@ FROM {schema}.tasks
 WHERE task_queue = %(task_queue)s AND run_at <= now()
   AND (lease_until IS NULL OR lease_until < now())
   AND (%(activities)s OR kind <> 'activity')
+  -- A recovered activity (claimed as often as it was attempted: its holder
+  -- died) goes only to a worker with nothing else running.
+  AND (%(recoveries)s OR kind <> 'activity' OR claims < (payload->>'attempt')::int)
 ORDER BY run_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
