@@ -146,9 +146,7 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         lambda: scheduler.histories.put(cache_key, ctx.history, max(mark, session.top_seq)))
     log = _log.bind(workflow_id=job_id, run_id=run_id, workflow_name=run.workflow_name)
     if run.status == "pending":
-        tx.set_run_status(job_id, run_id, "running")
-        if run_id == "":
-            tx.set_job_status(job_id, "running")
+        tx.set_run_status(job_id, run_id, "running")  # the job's status follows the outcome
         log.info("workflow_started" if run_id == "" else "hook_started", attempt=run.attempt)
     try:
         with activated(ctx):
@@ -206,8 +204,9 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
                 tx.insert_step_task(kind="timer", task_queue=run.task_queue,
                                     job_id=run.job_id, run_id=run.run_id, step_key=item.key,
                                     payload={"wait": signal_id}, delay=float(timeout))
-    if run.run_id == "":
-        tx.set_job_status(run.job_id, "running" if busy else "waiting")
+    status = "running" if busy else "waiting"
+    if run.run_id == "" and status != run.job_status:  # the lock's read saves a write
+        tx.set_job_status(run.job_id, status)
     log.debug("workflow_suspended", pending=[f"{p.kind}@{p.key}" for p in pending])
     return leased
 

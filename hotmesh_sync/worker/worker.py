@@ -198,19 +198,21 @@ class Worker:
                 outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
                 return []
             outcome["claimed"] = True
-            return self._do_task(tx, *row)
+            outcome["more"] = row[-1]
+            return self._do_task(tx, *row[:-1])
 
         leased = self._store.run(work)
         if not outcome.get("claimed"):
             return False, outcome.get("next_due")
-        self._notified_one_more()
+        if outcome.get("more"):
+            self._notified_one_more()
         while leased:
             leased = self._perform_activity(leased[0]) + leased[1:]
         return True, None
 
     def _notified_one_more(self) -> None:
-        # One NOTIFY may stand for many tasks: after a successful claim, wake
-        # one more idle thread so a burst is picked up by all of them.
+        # One NOTIFY may stand for many tasks: after a claim that saw more
+        # ready, wake one more idle thread so a burst is picked up by all.
         with self._wake:
             self._wakes += 1
             self._wake.notify()

@@ -71,7 +71,12 @@ SELECT run_id, step_key, kind, name, result, error, created_at
 FROM {schema}.steps WHERE job_id = %(job_id)s ORDER BY seq
 
 -- name: claim_task
-SELECT id, kind, job_id, run_id, step_key, payload, claims
+-- `more` tells the claiming thread to wake another: one NOTIFY may stand for
+-- a burst of tasks, and an idle thread woken for nothing costs a transaction.
+SELECT id, kind, job_id, run_id, step_key, payload, claims,
+       EXISTS (SELECT 1 FROM {schema}.tasks other
+               WHERE other.task_queue = %(task_queue)s AND other.run_at <= now()
+                 AND other.lease_until IS NULL AND other.id <> {schema}.tasks.id) AS more
 FROM {schema}.tasks
 WHERE task_queue = %(task_queue)s AND run_at <= now()
   AND (lease_until IS NULL OR lease_until < now())
