@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
@@ -18,6 +18,9 @@ from .listener import Listener
 from .store.schema import provision
 from .store.store import Store, purge
 from .workflow.registry import FunctionSet
+
+if TYPE_CHECKING:
+    from .worker import Worker
 
 _log = structlog.get_logger("hotmesh_sync")
 _APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
@@ -45,7 +48,7 @@ class MemFlow:
         self.listener = Listener(dsn, self.schema)
         self.workflow = WorkflowClient(self)
         self.entities = Entities(self.pool, self.schema)
-        self._workers: list[Any] = []
+        self._workers: list[Worker] = []
 
     @classmethod
     def init(cls, app_id: str = "default", dsn: str | None = None, *,
@@ -69,7 +72,7 @@ class MemFlow:
 
     def worker(self, task_queue: str, workflows: FunctionSet = None,
                activities: FunctionSet = None, concurrency: int = 8,
-               **options: Any) -> Any:
+               **options: Any) -> Worker:
         """A worker for ``task_queue`` (call start(), run(), or use ``with``)."""
         from .worker import Worker
 

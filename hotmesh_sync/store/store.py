@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -309,6 +310,11 @@ def run_on_connection(store: Store, connection: Any, work: Callable[[Tx], T]) ->
     raw = getattr(connection, "connection", connection)
     if not isinstance(raw, psycopg.Connection):
         raise TypeError("connection must be a psycopg 3 connection or a Django connection")
+    if not raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE:
+        # The caller's transaction begins lazily (Django's atomic(), a psycopg
+        # connection outside autocommit) and has sent nothing yet: start it, so
+        # that ours below is a savepoint inside it, not a commit of our own.
+        raw.execute("SELECT 1")
     with raw.transaction():  # a savepoint inside the caller's transaction
         return work(Tx(raw, store.queries))
 

@@ -10,6 +10,7 @@ NOTIFY for their queue, the next timer, or a slow safety poll.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,9 +55,13 @@ class Worker:
         lease: float | None = None,
         poll_interval: float = 5.0,
         maintenance_interval: float = 60.0,
+        max_tasks: int | None = None,
+        on_task: Callable[[int], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_tasks is not None and max_tasks < 1:
+            raise ValueError("max_tasks must be at least 1")
         if not task_queue:
             raise ValueError("a worker needs a task_queue")
         self.task_queue = task_queue
@@ -90,6 +95,19 @@ class Worker:
         # Set while a recovered activity runs alone on this worker.
         self._quarantined = threading.Event()
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
+        # Counting for cron-style runs: a task is one claim from the queue,
+        # finished with any activity that step handed straight to this worker.
+        self.max_tasks = max_tasks
+        self._on_task = on_task
+        self._count_lock = threading.Lock()
+        self._taken = 0  # finished plus being claimed right now
+        self._done = 0
+
+    @property
+    def tasks_done(self) -> int:
+        """Tasks finished so far."""
+        with self._count_lock:
+            return self._done
 
     # --- lifecycle -----------------------------------------------------
     def start(self) -> Worker:
@@ -170,9 +188,10 @@ class Worker:
     def _work_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                did_work, next_due = self._claim_once()
+                did_work, next_due = self._counted_claim()
             except Exception as exc:  # a thread must outlive any one failure
-                self._log.error("worker_loop_error", error=repr(exc))
+                with contextlib.suppress(Exception):  # nor may a broken log sink
+                    self._log.error("worker_loop_error", error=repr(exc))
                 self._stopping.wait(1.0)
                 continue
             if not did_work:
@@ -182,6 +201,28 @@ class Worker:
                 self._idle(wait)
 
     # --- claiming ------------------------------------------------------
+    def _counted_claim(self) -> tuple[bool, float | None]:
+        """``_claim_once`` within ``max_tasks``; reports each finished task."""
+        with self._count_lock:
+            # A thread reserves its slot before claiming, so threads racing for
+            # the last slots never take more than max_tasks between them.
+            if self.max_tasks is not None and self._taken >= self.max_tasks:
+                return False, None
+            self._taken += 1
+        did_work = False
+        try:
+            did_work, next_due = self._claim_once()
+        finally:
+            with self._count_lock:
+                if did_work:
+                    self._done += 1
+                else:
+                    self._taken -= 1
+                count = self._done
+        if did_work and self._on_task is not None:
+            self._on_task(count)
+        return did_work, next_due
+
     def _claim_once(self) -> tuple[bool, float | None]:
         """Claim and do one task; (did work, seconds until the next due task)."""
         outcome: dict[str, Any] = {}

@@ -1,0 +1,7 @@
+"""``python -m hotmesh_sync``: the ``hotmesh-sync`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,405 @@
+"""The ``hotmesh-sync`` command line (also ``python -m hotmesh_sync``).
+
+Exit status: 0 success; 1 a workflow failed, was interrupted or did not
+finish within ``--timeout`` (``result``, ``start --wait``), or the database
+failed; 2 bad usage, an unknown workflow id, or no database to connect to.
+Errors are one line on stderr; command output goes to stdout, as JSON with
+``--json``; log events go to stderr (see ``logging_setup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import psycopg
+import structlog
+
+from . import __version__, errors
+from .contrib import load_functions, migrate_schema, serve
+from .durations import to_seconds
+from .logging_setup import LEVELS, configure_logging
+from .memflow import MemFlow
+
+PROG = "hotmesh-sync"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_log = structlog.get_logger("hotmesh_sync.cli")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as written (exit status 2)."""
+
+
+# --- output ---------------------------------------------------------------------------
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(value: Any, pretty: bool = False) -> str:
+    return json.dumps(value, default=_json_default, indent=2 if pretty else None,
+                      ensure_ascii=False)
+
+
+def emit(args: argparse.Namespace, data: Any, human: str | None = None) -> None:
+    """Print ``data`` as one line of JSON with --json, else ``human`` (or ``data`` pretty)."""
+    if args.json:
+        print(to_json(data))
+    elif human is not None:
+        print(human)
+    elif isinstance(data, str):
+        print(data)
+    else:
+        print(to_json(data, pretty=True))
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Left-aligned columns, as wide as their widest cell."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    lines = [headers, *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else to_json(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _when(value: Any) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return text[:19].replace("T", " ")
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> int:
+    """Print one line on stderr (multi-line database messages are joined) and return status."""
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"{PROG}: {line}", file=sys.stderr)
+    return status
+
+
+# --- parsing helpers ------------------------------------------------------------------
+
+def parse_json(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+def parse_seconds(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return to_seconds(text)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{option}: {exc}") from exc
+
+
+def open_memflow(args: argparse.Namespace, pool_size: int = 2) -> MemFlow:
+    # None lets MemFlow fall back to $HOTMESH_DSN, $DATABASE_URL, then the embedded server.
+    return MemFlow.init(app_id=args.app_id, dsn=args.dsn or None, pool_size=pool_size)
+
+
+def outcome(mf: MemFlow, args: argparse.Namespace, workflow_id: str,
+            timeout: float | None) -> int:
+    """Wait for a workflow and print its result (0) or why it did not succeed (1)."""
+    handle = mf.workflow.get_handle(workflow_id)
+    try:
+        value = handle.result(timeout=timeout)
+    except errors.WorkflowFailedError as exc:
+        status = "interrupted" if isinstance(exc, errors.WorkflowInterruptedError) else "failed"
+        if args.json:
+            emit(args, {"workflow_id": workflow_id, "status": status, "error": {
+                "code": exc.code, "error_type": exc.error_type, "message": exc.message}})
+        return fail(f"workflow {workflow_id!r} {status} [{exc.code}] {exc.error_type}: "
+                    f"{exc.message}", EXIT_FAILED)
+    except TimeoutError:
+        status = handle.status()
+        if args.json:
+            emit(args, {"workflow_id": workflow_id, "status": status, "timed_out": True})
+        return fail(f"workflow {workflow_id!r} did not finish within {timeout:g}s "
+                    f"(it is {status})", EXIT_FAILED)
+    emit(args, {"workflow_id": workflow_id, "status": "completed", "result": value},
+         human=value if isinstance(value, str) else to_json(value, pretty=True))
+    return EXIT_OK
+
+
+# --- commands -------------------------------------------------------------------------
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    # Like `python -m`, find the user's modules relative to where the command runs.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    functions = load_functions(args.modules)
+    max_runtime = parse_seconds(args.max_runtime, "--max-runtime")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.max_tasks is not None and args.max_tasks < 1:
+        raise UsageError("--max-tasks must be at least 1")
+    with open_memflow(args) as mf:
+        serve(mf, args.task_queue, functions, functions, concurrency=args.concurrency,
+              max_tasks=args.max_tasks, max_runtime=max_runtime, grace=args.grace)
+    return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    raw_args = parse_json(args.args, "--args")
+    call_args = [] if raw_args is None else raw_args if isinstance(raw_args, list) else [raw_args]
+    search = parse_json(args.search, "--search")
+    if search is not None and not isinstance(search, dict):
+        raise UsageError("--search must be a JSON object")
+    timeout = parse_seconds(args.timeout, "--timeout")
+    if timeout is not None and not args.wait:
+        raise UsageError("--timeout goes with --wait")
+    with open_memflow(args) as mf:
+        handle = mf.workflow.start(args.name, call_args, task_queue=args.task_queue,
+                                   workflow_id=args.id, entity=args.entity, search=search)
+        if args.wait:
+            return outcome(mf, args, handle.workflow_id, timeout)
+        emit(args, {"workflow_id": handle.workflow_id}, human=handle.workflow_id)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        row = mf.workflow.get_handle(args.id).describe()
+    emit(args, {"workflow_id": row.pop("id"), **row}, human=str(row["status"]))
+    return EXIT_OK
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    timeout = parse_seconds(args.timeout, "--timeout")
+    with open_memflow(args) as mf:
+        return outcome(mf, args, args.id, timeout)
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    data = parse_json(args.data, "--data")
+    with open_memflow(args) as mf:
+        reached = mf.workflow.signal(args.signal, data, workflow_id=args.id)
+    emit(args, {"workflow_id": args.id, "signal_id": args.signal, "reached": reached},
+         human=f"signal {args.signal!r} sent to {args.id}")
+    return EXIT_OK
+
+
+def cmd_interrupt(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        handle = mf.workflow.get_handle(args.id)
+        done = handle.interrupt(reason=args.reason, descend=args.descend)
+        status = handle.status()
+    human = f"interrupted {args.id}" if done else f"{args.id} had already ended ({status})"
+    emit(args, {"workflow_id": args.id, "interrupted": done, "status": status}, human=human)
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    with open_memflow(args) as mf:
+        rows = mf.workflow.list(entity=args.entity, status=args.status, limit=args.limit)
+    human = table([[r["id"], r["workflow_name"], r["task_queue"], r["entity"] or "",
+                    r["status"], _when(r["created_at"])] for r in rows],
+                  ["ID", "WORKFLOW", "QUEUE", "ENTITY", "STATUS", "CREATED"])
+    emit(args, rows, human=human if rows else "(no workflows)")
+    return EXIT_OK
+
+
+def cmd_entity(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        mf.workflow.get_handle(args.id)  # an unknown id is an error, not an empty document
+        value = mf.entity(args.id).get(args.path)
+    emit(args, {"workflow_id": args.id, "path": args.path, "value": value},
+         human=to_json(value, pretty=True))
+    return EXIT_OK
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        steps = mf.workflow.get_handle(args.id).steps()
+
+    def shown(step: dict[str, Any]) -> str:
+        error = step["error"]
+        if error:
+            return _short(f"error {error.get('error_type', '')}: {error.get('message', '')}")
+        return _short(step["result"])
+
+    human = table([[str(i), s["kind"], s["name"], s["run_id"] or "-", s["key"], shown(s),
+                    _when(s["at"])] for i, s in enumerate(steps, 1)],
+                  ["#", "KIND", "NAME", "RUN", "KEY", "OUTCOME", "AT"])
+    emit(args, steps, human=human if steps else "(no steps recorded)")
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    schema, version = migrate_schema(args.dsn or None, args.app_id)
+    emit(args, {"app_id": args.app_id, "schema": schema, "version": version},
+         human=f"schema {schema} is at version {version}")
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    seconds = parse_seconds(args.older_than, "--older-than")
+    assert seconds is not None
+    with open_memflow(args) as mf:
+        _log.info("purge_started", app_id=args.app_id, older_than=args.older_than)
+        count = mf.purge(older_than=seconds)
+    emit(args, {"purged": count, "older_than_seconds": seconds},
+         human=f"purged {count} finished workflow{'' if count == 1 else 's'} "
+               f"older than {args.older_than}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("hotmesh_sync.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "hotmesh_sync.demo":
+            raise
+        return fail("the demo is not part of this installation (hotmesh_sync.demo is missing)")
+    with open_memflow(args, pool_size=4) as mf:
+        return int(demo.main(mf))
+
+
+# --- the parser -----------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (the full usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """--dsn, --app-id, --json, --log-level: before the command (defaults) or after it.
+
+    After the command they default to SUPPRESS so they override only when given.
+    """
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--dsn", default=default(None),
+                        help="libpq DSN (default: $HOTMESH_DSN, $DATABASE_URL, then the "
+                             "embedded server)")
+    parser.add_argument("--app-id", default=default(os.environ.get("HOTMESH_APP_ID") or "default"),
+                        help="the app id, one schema per app (default: $HOTMESH_APP_ID or "
+                             "'default')")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="machine-readable output: one JSON value on stdout")
+    parser.add_argument("--log-level", choices=list(LEVELS), default=default(None),
+                        help="log events at this level and above to stderr (default: info for "
+                             "worker, warning otherwise)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Durable workflows on PostgreSQL.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _common(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _common(sub, suppress=True)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    p = command("worker", cmd_worker, "run a worker in the foreground until SIGTERM/SIGINT")
+    p.add_argument("modules", nargs="+", metavar="MODULE[:FUNC]",
+                   help="a module (all its public functions) or one function in it; each is "
+                        "registered as a workflow and as an activity")
+    p.add_argument("--task-queue", required=True, help="the queue to take tasks from")
+    p.add_argument("--concurrency", type=int, default=8, help="worker threads (default 8)")
+    p.add_argument("--max-tasks", type=int, help="stop gracefully after this many tasks")
+    p.add_argument("--max-runtime", metavar="DURATION",
+                   help="stop gracefully after this long, e.g. '4m' (cron-style runs)")
+    p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                   help="on stop, how long in-flight tasks may take before they are handed "
+                        "back (default 30)")
+
+    p = command("start", cmd_start, "start a workflow and print its id")
+    p.add_argument("name", help="the workflow name")
+    p.add_argument("--args", help="the arguments, a JSON array (any other JSON value is the "
+                                  "single argument)")
+    p.add_argument("--task-queue", help="default: the entity, else 'default'")
+    p.add_argument("--id", help="the workflow id (default: a new uuid)")
+    p.add_argument("--entity", help="the entity label stored with the workflow")
+    p.add_argument("--search", help="a JSON object merged into the entity before the first run")
+    p.add_argument("--wait", action="store_true", help="wait and print the result")
+    p.add_argument("--timeout", metavar="DURATION", help="with --wait: give up after this long")
+
+    p = command("status", cmd_status, "print a workflow's status")
+    p.add_argument("id")
+
+    p = command("result", cmd_result, "wait for a workflow and print its result")
+    p.add_argument("id")
+    p.add_argument("--timeout", metavar="DURATION", help="give up after this long")
+
+    p = command("signal", cmd_signal, "send a signal to a workflow")
+    p.add_argument("id")
+    p.add_argument("signal", help="the signal id")
+    p.add_argument("--data", help="the signal's data, JSON")
+
+    p = command("interrupt", cmd_interrupt, "interrupt (cancel) a workflow")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.add_argument("--descend", action="store_true", help="also interrupt its children")
+
+    p = command("ls", cmd_ls, "list workflows, newest first")
+    p.add_argument("--entity")
+    p.add_argument("--status", choices=["pending", "running", "waiting", "completed", "failed",
+                                        "interrupted"])
+    p.add_argument("--limit", type=int, default=20, help="default 20")
+
+    p = command("entity", cmd_entity, "print a workflow's entity document (or a path in it)")
+    p.add_argument("id")
+    p.add_argument("path", nargs="?", help="a dotted path, e.g. 'perspectives.optimistic'")
+
+    p = command("steps", cmd_steps, "print a workflow's recorded durable steps")
+    p.add_argument("id")
+
+    command("migrate", cmd_migrate, "create or migrate the app's schema")
+
+    p = command("purge", cmd_purge, "remove finished workflows")
+    p.add_argument("--older-than", default="7 days", metavar="DURATION",
+                   help="default '7 days'")
+
+    command("demo", cmd_demo, "run the research agent and document pipeline demo")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    configure_logging(args.log_level or ("info" if args.command == "worker" else "warning"))
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (UsageError, errors.ConfigurationError, errors.WorkflowNotFoundError,
+            errors.DuplicateWorkflowError, ValueError, TypeError) as exc:
+        # ValueError/TypeError: the library's checks of names, JSON values and paths.
+        _log.debug("command_refused", exc_info=True)
+        return fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except (errors.HotMeshError, psycopg.Error) as exc:
+        _log.debug("command_failed", exc_info=True)
+        return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

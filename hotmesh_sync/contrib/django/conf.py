@@ -1,0 +1,90 @@
+"""``settings.HOTMESH``, read and checked once, and the DSN it implies.
+
+``HOTMESH = {"APP_ID": ..., "WORKFLOWS": [...], "TASK_QUEUE": ..., "CONCURRENCY": ...,
+"POOL_SIZE": ..., "DSN": ...}``; every key is optional. Without ``DSN`` the
+library connects to the database of ``DATABASES["default"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from psycopg.conninfo import make_conninfo
+
+from ...errors import ConfigurationError
+from ...memflow import schema_for
+
+_KEYS = {"APP_ID", "WORKFLOWS", "TASK_QUEUE", "CONCURRENCY", "POOL_SIZE", "DSN"}
+_POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
+# OPTIONS that Django's backend consumes itself; everything else goes to libpq.
+_DJANGO_ONLY_OPTIONS = {"assume_role", "isolation_level", "pool", "server_side_binding",
+                        "cursor_factory", "context", "prepare_threshold"}
+
+
+@dataclass(frozen=True)
+class HotMeshSettings:
+    app_id: str
+    workflows: tuple[str, ...]
+    task_queue: str
+    concurrency: int
+    pool_size: int
+    dsn: str
+
+
+def load_settings() -> HotMeshSettings:
+    """``settings.HOTMESH`` checked; ImproperlyConfigured names what is wrong."""
+    raw: Any = getattr(settings, "HOTMESH", {})
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured("settings.HOTMESH must be a dict")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"settings.HOTMESH has unknown keys {sorted(unknown)}; known: {sorted(_KEYS)}")
+    app_id = raw.get("APP_ID", "default")
+    try:
+        schema_for(app_id)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"settings.HOTMESH['APP_ID']: {exc}") from exc
+    workflows = raw.get("WORKFLOWS", [])
+    if isinstance(workflows, str) or not all(isinstance(w, str) for w in workflows):
+        raise ImproperlyConfigured(
+            "settings.HOTMESH['WORKFLOWS'] must be a list of dotted module paths")
+    task_queue = raw.get("TASK_QUEUE", "default")
+    if not isinstance(task_queue, str) or not task_queue:
+        raise ImproperlyConfigured("settings.HOTMESH['TASK_QUEUE'] must be a non-empty string")
+    numbers = {key: raw.get(key, default) for key, default in
+               (("CONCURRENCY", 8), ("POOL_SIZE", 10))}
+    for key, value in numbers.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ImproperlyConfigured(f"settings.HOTMESH[{key!r}] must be a positive integer")
+    dsn = raw.get("DSN") or dsn_from_database(settings.DATABASES["default"])
+    return HotMeshSettings(app_id, tuple(workflows), task_queue, numbers["CONCURRENCY"],
+                           numbers["POOL_SIZE"], dsn)
+
+
+def dsn_from_database(database: Mapping[str, Any]) -> str:
+    """A libpq DSN for a ``DATABASES`` entry, connecting the way Django's backend does."""
+    engine = database.get("ENGINE", "")
+    if engine not in _POSTGRES_ENGINES:
+        raise ImproperlyConfigured(
+            f"hotmesh_sync needs PostgreSQL, but DATABASES['default'] uses {engine!r}; "
+            "set settings.HOTMESH['DSN']")
+    params: dict[str, Any] = {
+        key: value for key, value in dict(database.get("OPTIONS") or {}).items()
+        if key not in _DJANGO_ONLY_OPTIONS and isinstance(value, (str, int, float))
+    }
+    name = database.get("NAME")
+    if name is None:  # Django's convention for "the postgres database"
+        params.pop("service", None)
+        params["dbname"] = "postgres"
+    elif name:
+        params["dbname"] = name
+    for django_key, libpq_key in (("USER", "user"), ("PASSWORD", "password"),
+                                  ("HOST", "host"), ("PORT", "port")):
+        if database.get(django_key):
+            params[libpq_key] = str(database[django_key])
+    return make_conninfo(**params)

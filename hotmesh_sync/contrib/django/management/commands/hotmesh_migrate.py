@@ -1,0 +1,24 @@
+"""``manage.py hotmesh_migrate``: create or migrate the HotMesh schema of settings.HOTMESH."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from hotmesh_sync.contrib import migrate_schema
+from hotmesh_sync.contrib.django.conf import load_settings
+from hotmesh_sync.errors import ConfigurationError
+
+
+# Without django-stubs installed BaseCommand is Any to mypy; with them the ignore is unused.
+class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
+    help = "Create or migrate the HotMesh schema of settings.HOTMESH['APP_ID']."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        conf = load_settings()
+        try:
+            schema, version = migrate_schema(conf.dsn, conf.app_id)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"HotMesh schema {schema} is at version {version}")

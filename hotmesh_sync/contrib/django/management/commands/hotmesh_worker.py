@@ -1,0 +1,64 @@
+"""``manage.py hotmesh_worker``: run a worker for settings.HOTMESH until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
+
+from hotmesh_sync.contrib import load_functions, serve, wrap_activities
+from hotmesh_sync.contrib.django import get_memflow
+from hotmesh_sync.contrib.django.conf import load_settings
+from hotmesh_sync.durations import to_seconds
+from hotmesh_sync.errors import ConfigurationError
+
+
+@contextmanager
+def django_db_hygiene() -> Iterator[None]:
+    """What Django does around each request, done around each activity instead.
+
+    Worker threads live long; without this an activity using the ORM could be
+    handed a connection that has died or outlived CONN_MAX_AGE.
+    """
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
+
+
+# Without django-stubs installed BaseCommand is Any to mypy; with them the ignore is unused.
+class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
+    help = ("Run a HotMesh worker for the workflows of settings.HOTMESH['WORKFLOWS'] "
+            "until SIGTERM/SIGINT (or --max-tasks / --max-runtime).")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("modules", nargs="*", metavar="MODULE[:FUNC]",
+                            help="default: settings.HOTMESH['WORKFLOWS']")
+        parser.add_argument("--task-queue", help="default: settings.HOTMESH['TASK_QUEUE']")
+        parser.add_argument("--concurrency", type=int,
+                            help="default: settings.HOTMESH['CONCURRENCY']")
+        parser.add_argument("--max-tasks", type=int, help="stop gracefully after this many tasks")
+        parser.add_argument("--max-runtime", help="stop gracefully after this long, e.g. '4m'")
+        parser.add_argument("--grace", type=float, default=30.0,
+                            help="seconds in-flight tasks get on stop (default 30)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        conf = load_settings()
+        specs = options["modules"] or conf.workflows
+        if not specs:
+            raise CommandError("no workflows: set settings.HOTMESH['WORKFLOWS'] or name modules")
+        try:
+            functions = load_functions(specs)
+            max_runtime = (None if options["max_runtime"] is None
+                           else to_seconds(options["max_runtime"]))
+            serve(get_memflow(), options["task_queue"] or conf.task_queue, functions,
+                  wrap_activities(functions, django_db_hygiene),
+                  concurrency=options["concurrency"] or conf.concurrency,
+                  max_tasks=options["max_tasks"], max_runtime=max_runtime,
+                  grace=options["grace"])
+        except (ConfigurationError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,0 +1,154 @@
+"""Flask integration: ``hm = HotMesh(app)`` or ``hm = HotMesh(); hm.init_app(app)``.
+
+Config (every key optional)::
+
+    HOTMESH_DSN = None               # default: $HOTMESH_DSN, $DATABASE_URL, the embedded server
+    HOTMESH_APP_ID = "default"
+    HOTMESH_WORKFLOWS = []           # modules (or module:function) the worker runs
+    HOTMESH_TASK_QUEUE = "default"
+    HOTMESH_CONCURRENCY = 8
+    HOTMESH_POOL_SIZE = 10
+
+``hm.memflow`` is the app's MemFlow: made on first use, shared by every
+request (one connection pool per app and process), closed by ``hm.close()``
+or at interpreter exit. ``flask hotmesh worker`` runs a worker whose activities
+run inside an app context; ``flask hotmesh migrate`` provisions the schema.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ...durations import to_seconds
+from ...errors import ConfigurationError
+from ...memflow import MemFlow
+from .. import load_functions, migrate_schema, serve, wrap_activities
+
+__all__ = ["HotMesh"]
+
+EXTENSION = "hotmesh"
+DEFAULTS: dict[str, Any] = {
+    "HOTMESH_DSN": None,
+    "HOTMESH_APP_ID": "default",
+    "HOTMESH_WORKFLOWS": [],
+    "HOTMESH_TASK_QUEUE": "default",
+    "HOTMESH_CONCURRENCY": 8,
+    "HOTMESH_POOL_SIZE": 10,
+}
+
+
+class _AppState:
+    """One app's MemFlow, made on first use from the app's config at that moment."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._memflow: MemFlow | None = None
+        self._pid = 0
+        atexit.register(self.close)
+
+    def get(self) -> MemFlow:
+        with self._lock:
+            # A process forked after first use (a pre-forking server) makes its own
+            # pool instead of sharing the parent's connections; the parent closes those.
+            if self._memflow is None or self._pid != os.getpid():
+                config = self.app.config
+                self._memflow = MemFlow.init(app_id=config["HOTMESH_APP_ID"],
+                                             dsn=config["HOTMESH_DSN"] or None,
+                                             pool_size=config["HOTMESH_POOL_SIZE"])
+                self._pid = os.getpid()
+            return self._memflow
+
+    def close(self) -> None:
+        with self._lock:
+            memflow, self._memflow = self._memflow, None
+            if memflow is not None and self._pid == os.getpid():
+                memflow.close()
+
+
+def _state(app: Flask) -> _AppState:
+    try:
+        state: _AppState = app.extensions[EXTENSION]
+    except KeyError:
+        raise RuntimeError("HotMesh.init_app(app) has not been called for this app") from None
+    return state
+
+
+class HotMesh:
+    """The Flask extension: ``hm.memflow`` and the ``flask hotmesh`` commands."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self.app = app
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        app.extensions[EXTENSION] = _AppState(app)
+        app.cli.add_command(hotmesh_commands)
+
+    def _app(self) -> Flask:
+        # Bound to one app, or (application factories) to whichever app is current.
+        if self.app is not None:
+            return self.app
+        app: Flask = current_app
+        return app
+
+    @property
+    def memflow(self) -> MemFlow:
+        """The app's MemFlow (connecting now if this is its first use)."""
+        return _state(self._app()).get()
+
+    def close(self) -> None:
+        """Close the app's MemFlow and its pool; the next use makes a new one."""
+        _state(self._app()).close()
+
+
+hotmesh_commands = AppGroup("hotmesh", help="HotMesh durable workflows.")
+
+
+@hotmesh_commands.command("worker")
+@click.argument("modules", nargs=-1, metavar="[MODULE[:FUNC]]...")
+@click.option("--task-queue", help="Default: HOTMESH_TASK_QUEUE.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Default: HOTMESH_CONCURRENCY.")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Stop gracefully after this many.")
+@click.option("--max-runtime", help="Stop gracefully after this long, e.g. '4m'.")
+@click.option("--grace", type=float, default=30.0, show_default=True,
+              help="Seconds in-flight tasks get on stop.")
+def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency: int | None,
+                   max_tasks: int | None, max_runtime: str | None, grace: float) -> None:
+    """Run a worker until SIGTERM/SIGINT (default modules: HOTMESH_WORKFLOWS)."""
+    app: Flask = current_app
+    config = app.config
+    specs = modules or tuple(config["HOTMESH_WORKFLOWS"])
+    if not specs:
+        raise click.UsageError("no workflows: set HOTMESH_WORKFLOWS or name modules")
+    try:
+        functions = load_functions(specs)
+        runtime = None if max_runtime is None else to_seconds(max_runtime)
+        # Activities run on worker threads, where Flask has no app context of its own.
+        activities = wrap_activities(functions, app.app_context)
+        serve(_state(app).get(), task_queue or config["HOTMESH_TASK_QUEUE"], functions,
+              activities, concurrency=concurrency or config["HOTMESH_CONCURRENCY"],
+              max_tasks=max_tasks, max_runtime=runtime, grace=grace)
+    except (ConfigurationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@hotmesh_commands.command("migrate")
+def migrate_command() -> None:
+    """Create or migrate the schema of HOTMESH_APP_ID."""
+    config = current_app.config
+    try:
+        schema, version = migrate_schema(config["HOTMESH_DSN"] or None, config["HOTMESH_APP_ID"])
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"HotMesh schema {schema} is at version {version}")

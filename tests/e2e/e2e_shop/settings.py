@@ -1,0 +1,35 @@
+"""Settings of the test project. The database and app id come from the environment,
+set by the test fixture before django.setup()."""
+
+from __future__ import annotations
+
+import os
+
+from psycopg.conninfo import conninfo_to_dict
+
+_db = conninfo_to_dict(os.environ["E2E_SHOP_DSN"])
+
+SECRET_KEY = "e2e-only"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+USE_TZ = True
+ROOT_URLCONF = "e2e_shop.urls"
+MIDDLEWARE: list[str] = []
+INSTALLED_APPS = ["hotmesh_sync.contrib.django"]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _db.get("dbname", "postgres"),
+        "USER": _db.get("user", ""),
+        "PASSWORD": _db.get("password", ""),
+        "HOST": _db.get("host", ""),
+        "PORT": _db.get("port", ""),
+    }
+}
+HOTMESH = {
+    "APP_ID": os.environ["E2E_SHOP_APP_ID"],
+    "WORKFLOWS": ["e2e_shop.workflows"],
+    "TASK_QUEUE": "shop",
+    "CONCURRENCY": 2,
+    "POOL_SIZE": 4,
+}
