@@ -314,7 +314,7 @@ class Worker:
         """Run a leased activity and record its outcome; return newly leased ones."""
         name = str(task.payload["name"])
         log = self._log.bind(workflow_id=task.job_id, step=task.step_key, activity=name)
-        fn = self.activities.get(name) or find_activity(name)
+        fn = self.activities.get(name) or find_activity(name, task.payload.get("ref"))
         with self._inflight_lock:
             self._inflight[task.task_id] = time.monotonic()
         try:

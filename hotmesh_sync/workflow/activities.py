@@ -10,16 +10,17 @@ from ..durations import Duration, to_seconds
 from ..jsonvalue import normalized
 from ..retry import RetryPolicy
 from .context import current, rebuild_error
-from .registry import as_table, register_activities
+from .registry import as_table, ref_of, register_activities
 from .suspension import Pending, Suspension
 
 
 class ActivityProxy:
     """Attribute access gives a durable caller for the activity of that name."""
 
-    def __init__(self, names: Iterable[str], retry: RetryPolicy, task_queue: str | None,
+    def __init__(self, refs: Mapping[str, str], retry: RetryPolicy, task_queue: str | None,
                  timeout: float | None) -> None:
-        self._names = frozenset(names)
+        self._refs = dict(refs)
+        self._names = frozenset(refs)
         self._retry = retry
         self._task_queue = task_queue
         self._timeout = timeout
@@ -44,6 +45,7 @@ class ActivityProxy:
             return record.result
         payload = {
             "name": name,
+            "ref": self._refs.get(name),
             "args": normalized(list(args), f"arguments of activity {name!r}"),
             "kwargs": normalized(kwargs, f"keyword arguments of activity {name!r}"),
             "attempt": 1,
@@ -69,7 +71,7 @@ def proxy_activities(
     table = as_table(activities)
     register_activities(table)
     return ActivityProxy(
-        table.keys(),
+        {name: ref_of(fn) for name, fn in table.items()},
         retry or RetryPolicy(),
         task_queue,
         None if timeout is None else to_seconds(timeout),

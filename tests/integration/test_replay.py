@@ -96,3 +96,28 @@ def test_lifecycle_events_are_logged_with_the_workflow_id(mf: MemFlow, worker: A
     for expected in ("workflow_queued", "workflow_started", "activity_completed",
                      "workflow_completed"):
         assert (expected, "logged") in events, (expected, events)
+
+
+def test_same_named_activities_in_two_modules_each_reach_their_own(
+        mf: MemFlow, worker: Any) -> None:
+    """Two proxies of activities that share a name do not run each other's function."""
+    import types
+
+    other = types.ModuleType("other_activities")
+
+    def step_a() -> str:
+        return "the other module's step_a"
+
+    step_a.__module__ = other.__name__
+    step_a.__qualname__ = "step_a"
+    other_acts = workflow.proxy_activities(activities=[step_a])
+
+    def uses_other() -> str:
+        return other_acts.step_a()  # type: ignore[no-any-return]
+
+    def uses_ours() -> str:
+        return acts.step_a()  # type: ignore[no-any-return]
+
+    worker("default", workflows=[uses_other, uses_ours])
+    assert mf.workflow.execute(uses_ours, timeout=30) == "a"
+    assert mf.workflow.execute(uses_other, timeout=30) == "the other module's step_a"
