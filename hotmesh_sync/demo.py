@@ -19,6 +19,14 @@ from .memflow import MemFlow
 QUERY = "Long-term impacts of renewable energy subsidies"
 
 
+def quote_ident(name: str) -> str:
+    """A schema name as SQL needs it (``default`` is a reserved word)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+
+
+
 def follow(handle: WorkflowHandle, out: IO[str], timeout: float = 120.0) -> Any:
     """Print every signal the coordinator takes in, until the workflow ends."""
     seen: set[str] = set()
@@ -55,7 +63,7 @@ def main(memflow: MemFlow, out: IO[str] = sys.stdout) -> int:
         pipeline_doc = follow(pipeline, out)
         print(json.dumps(pipeline_doc, indent=2), file=out)
 
-    print(f"\nBoth workflows completed. Their entities are rows of {memflow.schema}.jobs:",
-          file=out)
-    print(f"  SELECT id, status, context->>'status' FROM {memflow.schema}.jobs;", file=out)
+    table = f"{quote_ident(memflow.schema)}.jobs"
+    print(f"\nBoth workflows completed. Their entities are rows of {table}:", file=out)
+    print(f"  SELECT id, status, context->>'status' FROM {table};", file=out)
     return 0
