@@ -24,9 +24,6 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-
-
-
 def follow(handle: WorkflowHandle, out: IO[str], timeout: float = 120.0) -> Any:
     """Print every signal the coordinator takes in, until the workflow ends."""
     seen: set[str] = set()
