@@ -136,3 +136,48 @@ def test_client_hook_runs_against_an_existing_workflow(running: MemFlow) -> None
 def test_client_hook_on_unknown_workflow(running: MemFlow) -> None:
     with pytest.raises(errors.WorkflowNotFoundError):
         running.workflow.hook(workflow_id="missing", workflow_name="external_hook", args=[1])
+
+
+def counting_hook(n: int) -> int:
+    entity = workflow.entity()
+    entity.increment("counter")
+    entity.append("items", n)
+    return n
+
+
+def fan_out(count: int) -> dict[str, Any]:
+    results = workflow.exec_hook_batch(
+        [{"key": str(n), "workflow_name": "counting_hook", "args": [n]} for n in range(count)])
+    document = workflow.entity().get()
+    return {"signals": sorted(results.values()), "document": document}
+
+
+def child_of_hook(x: int) -> int:
+    return x * 10
+
+
+def hook_with_everything(x: int, signal: str) -> None:
+    got = acts.shout("hook")
+    workflow.sleep_for("50ms")
+    child = workflow.exec_child(child_of_hook, args=[x])
+    workflow.entity().merge({"hook": {"activity": got, "child": child}})
+    workflow.signal(signal, child)
+
+
+def runs_rich_hook() -> dict[str, Any]:
+    child = workflow.exec_hook(hook_with_everything, [4])
+    return {"child": child, "document": workflow.entity().get()}
+
+
+def test_fifty_parallel_hooks_never_lose_an_update(mf: MemFlow, worker: Any) -> None:
+    worker("hooks", workflows=[counting_hook, fan_out], concurrency=8)
+    result = mf.workflow.execute(fan_out, [50], task_queue="hooks", timeout=120)
+    assert result["signals"] == list(range(50))
+    assert result["document"]["counter"] == 50
+    assert sorted(result["document"]["items"]) == list(range(50))
+
+
+def test_a_hook_calls_activities_sleeps_and_runs_children(mf: MemFlow, worker: Any) -> None:
+    worker("hooks", workflows=[hook_with_everything, runs_rich_hook, child_of_hook])
+    result = mf.workflow.execute(runs_rich_hook, task_queue="hooks", timeout=60)
+    assert result == {"child": 40, "document": {"hook": {"activity": "HOOK", "child": 40}}}
