@@ -243,7 +243,7 @@ class WorkflowClient:
 
         def work(tx: Tx) -> None:
             if spec["task_queue"] is None:
-                rows = tx.conn.execute(tx.q["get_job"], {"id": workflow_id}).fetchone()
+                rows = tx.conn.execute(tx.sql("get_job"), {"id": workflow_id}).fetchone()
                 if rows is None:
                     raise errors.WorkflowNotFoundError(workflow_id)
                 spec["task_queue"] = rows[3]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
+import psycopg
 from psycopg import sql
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -48,9 +50,18 @@ class Queries:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self._rendered = _rendered_for(schema)
+        self._bytes: dict[str, bytes] = {}
 
     def __getitem__(self, name: str) -> sql.Composed:
         return self._rendered[name]
+
+    def text(self, name: str, conn: psycopg.Connection[Any]) -> bytes:
+        """The query as bytes, rendered once: composing it on every execute
+        costs the hot path more than the round trip itself."""
+        found = self._bytes.get(name)
+        if found is None:
+            found = self._bytes[name] = self._rendered[name].as_bytes(conn)
+        return found
 
     def __contains__(self, name: str) -> bool:
         return name in self._rendered

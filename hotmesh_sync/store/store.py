@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from ..jsonvalue import dumps
 from .queries import Queries
-from .transient import transient_retry
+from .transient import call_with_retry
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -77,11 +77,15 @@ class Tx:
         #: Run once the transaction has committed (never on rollback).
         self.after_commit: list[Callable[[], None]] = []
 
+    def sql(self, name: str) -> bytes:
+        """The named query, ready to execute on this transaction's connection."""
+        return self.q.text(name, self.conn)
+
     def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        return self.conn.execute(self.q[name], params).fetchone()
+        return self.conn.execute(self.sql(name), params).fetchone()
 
     def _run(self, name: str, params: dict[str, Any]) -> int:
-        return self.conn.execute(self.q[name], params).rowcount
+        return self.conn.execute(self.sql(name), params).rowcount
 
     # --- jobs and runs -------------------------------------------------
     def insert_job(self, **fields: Any) -> bool:
@@ -154,7 +158,7 @@ class Tx:
     def load_steps(self, job_id: str, run_id: str,
                    after_seq: int = 0) -> tuple[dict[str, StepRecord], int]:
         """The run's steps recorded after ``after_seq``, and the highest seq seen."""
-        cur = self.conn.execute(self.q["load_steps"],
+        cur = self.conn.execute(self.sql("load_steps"),
                                 dict(job_id=job_id, run_id=run_id, after_seq=after_seq))
         steps: dict[str, StepRecord] = {}
         top = after_seq
@@ -171,6 +175,29 @@ class Tx:
             result=jsonb(result, "a step result"),
             error=None if error is None else Jsonb(error)))
         return None if row is None else int(row[0])
+
+    def record_step_and_load(
+        self, job_id: str, run_id: str, step_key: str, record: StepRecord,
+        task_id: int | None, after_seq: int,
+    ) -> tuple[int | None, dict[str, StepRecord], int]:
+        """Drop the task, record the step, and read the run's other steps after
+        ``after_seq``: (the new step's seq or None if it was recorded already,
+        those steps, the highest seq among them)."""
+        cur = self.conn.execute(self.sql("record_step_and_load"), dict(
+            task_id=task_id, job_id=job_id, run_id=run_id, step_key=step_key,
+            kind=record.kind, name=record.name,
+            result=jsonb(record.result, "a step result"),
+            error=None if record.error is None else Jsonb(record.error), after_seq=after_seq))
+        rows = cur.fetchall()
+        if not rows:
+            return None, {}, after_seq
+        steps: dict[str, StepRecord] = {}
+        top = after_seq
+        for _, key, kind, name, result, error, seq in rows:
+            if key is not None:
+                steps[key] = StepRecord(kind, name, result, error)
+                top = max(top, seq)
+        return int(rows[0][0]), steps, top
 
     def insert_child_result(self, parent_id: str, parent_run: str, step_key: str,
                             result: Any, error: dict[str, Any] | None) -> None:
@@ -213,7 +240,7 @@ class Tx:
         self._run("delete_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key))
 
     def waiting_jobs(self, signal_id: str) -> list[str]:
-        cur = self.conn.execute(self.q["waiting_jobs"], dict(signal_id=signal_id))
+        cur = self.conn.execute(self.sql("waiting_jobs"), dict(signal_id=signal_id))
         return [row[0] for row in cur]
 
     def signal_sent_by_run(self, job_id: str, run_id: str, signal_id: str) -> bool:
@@ -224,7 +251,7 @@ class Tx:
     def interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> bool:
         """Interrupt a job (and, with descend, its running children); False if it
         had already ended."""
-        self.conn.execute(self.q["lock_runs_of_job"], dict(id=job_id)).fetchall()
+        self.conn.execute(self.sql("lock_runs_of_job"), dict(id=job_id)).fetchall()
         row = self._one("interrupt_job", dict(id=job_id, error=Jsonb(error)))
         if row is None:
             return False
@@ -235,7 +262,7 @@ class Tx:
             self.insert_child_result(parent_id, parent_run, parent_step, None,
                                      {"type": "WorkflowFailedError", **error})
         if descend:
-            children = [r[0] for r in self.conn.execute(self.q["active_children"],
+            children = [r[0] for r in self.conn.execute(self.sql("active_children"),
                                                         dict(id=job_id))]
             for child in children:
                 self.interrupt(child, error, descend=True)
@@ -260,7 +287,7 @@ class Store:
         def attempt() -> tuple[T, list[Callable[[], None]]]:
             with self.transaction() as tx:
                 return work(tx), tx.after_commit
-        result, after_commit = transient_retry(attempt)()
+        result, after_commit = call_with_retry(attempt)
         for callback in after_commit:
             callback()
         return result
@@ -269,9 +296,9 @@ class Store:
         """Rows of a read-only named query, as dicts."""
         def read() -> list[dict[str, Any]]:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(self.queries[name], params)
+                cur.execute(self.queries.text(name, conn), params)
                 return list(cur.fetchall())
-        return transient_retry(read)()
+        return call_with_retry(read)
 
 
 def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:

@@ -55,3 +55,18 @@ def transient_retry(fn: Callable[..., T]) -> Callable[..., T]:
         before_sleep=_log_retry,
         reraise=True,
     )(fn)
+
+
+def call_with_retry(fn: Callable[[], T]) -> T:
+    """``fn()``, retried by ``transient_retry`` after a transient fault.
+
+    The first try goes straight through: building tenacity's retry state for
+    every transaction is a measurable cost on the hot path.
+    """
+    try:
+        return fn()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        _log.warning("database_retry", attempt=1, error=repr(exc))
+    return transient_retry(fn)()

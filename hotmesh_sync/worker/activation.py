@@ -122,8 +122,13 @@ def interrupted_error(reason: str | None) -> dict[str, Any]:
 
 
 def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[..., Any]],
-             scheduler: Scheduler, run: LockedRun | None = None) -> list[LeasedActivity]:
-    """Run one activation; return the activities leased to this worker."""
+             scheduler: Scheduler, run: LockedRun | None = None,
+             loaded: tuple[dict[str, StepRecord], int] | None = None) -> list[LeasedActivity]:
+    """Run one activation; return the activities leased to this worker.
+
+    ``loaded`` is the run's history and its seq mark when the caller has read
+    them already (with the run locked).
+    """
     run = run or tx.lock_run(job_id, run_id)
     if run is None or run.status in TERMINAL or run.job_status in ("failed", "interrupted"):
         return []
@@ -134,10 +139,13 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
                    workflow_name=run.workflow_name, task_queue=scheduler.task_queue)
         tx.insert_run_task(run.task_queue, job_id, run_id, delay=5.0)
         return []
-    cache_key = (job_id, run_id, run.attempt, run.created_at)
-    history, mark = scheduler.histories.get(cache_key)
-    recorded, mark = tx.load_steps(job_id, run_id, mark)
-    history.update(recorded)
+    cache_key = _cache_key(run)
+    if loaded is None:
+        history, mark = scheduler.histories.get(cache_key)
+        recorded, mark = tx.load_steps(job_id, run_id, mark)
+        history.update(recorded)
+    else:
+        history, mark = loaded
     session = ActivationSession(tx, run)
     ctx = RunContext(job_id, run_id, run.workflow_name, run.task_queue, run.entity,
                      run.attempt, history, session)
@@ -273,7 +281,7 @@ def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedAc
     tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
     if run.run_id == "":
         tx.finish_job(run.job_id, "failed", None, jsonb(error))
-        tx.conn.execute(tx.q["clear_job_work"], {"id": run.job_id})
+        tx.conn.execute(tx.sql("clear_job_work"), {"id": run.job_id})
         if run.parent_id is not None and run.parent_step is not None:
             assert run.parent_run is not None
             tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, None, error)
@@ -298,11 +306,21 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
     the order every transaction here follows.
     """
     run = tx.lock_run(job_id, run_id)
-    if task_id is not None:
-        tx.delete_task(task_id)
     if run is None:
+        if task_id is not None:
+            tx.delete_task(task_id)
         return []
-    if tx.insert_step(job_id, run_id, step_key, record.kind, record.name, record.result,
-                      record.error) is None:
+    # One statement drops the task, records the step and reads whatever else
+    # the run recorded since this worker last saw it.
+    history, mark = scheduler.histories.get(_cache_key(run))
+    seq, recorded, mark = tx.record_step_and_load(job_id, run_id, step_key, record,
+                                                 task_id, mark)
+    if seq is None:
         return []  # recorded already (a duplicate delivery): nothing new to do
-    return activate(tx, job_id, run_id, workflows, scheduler, run)
+    history.update(recorded)
+    history[step_key] = record
+    return activate(tx, job_id, run_id, workflows, scheduler, run, (history, max(mark, seq)))
+
+
+def _cache_key(run: LockedRun) -> tuple[str, str, int, Any]:
+    return (run.job_id, run.run_id, run.attempt, run.created_at)

@@ -143,7 +143,7 @@ class Worker:
         stuck = [t for t in self._threads if t.is_alive()]
         if stuck:
             handed_back = self._store.run(
-                lambda tx: tx.conn.execute(tx.q["release_leases"],
+                lambda tx: tx.conn.execute(tx.sql("release_leases"),
                                            {"worker": self.worker_id}).rowcount)
             self._log.warning("worker_handed_back", tasks=handed_back, threads=len(stuck))
         self._pool.close(timeout=5.0)
@@ -230,12 +230,13 @@ class Worker:
         def work(tx: Tx) -> list[LeasedActivity]:
             with self._inflight_lock:
                 idle = not self._inflight and not self._quarantined.is_set()
-            row = tx.conn.execute(tx.q["claim_task"], {
+            row = tx.conn.execute(tx.sql("claim_task"), {
                 "task_queue": self.task_queue,
                 "activities": not self._quarantined.is_set(),
                 "recoveries": idle}).fetchone()
             if row is None:
-                due = tx.conn.execute(tx.q["next_due"], {"task_queue": self.task_queue}).fetchone()
+                due = tx.conn.execute(tx.sql("next_due"),
+                                      {"task_queue": self.task_queue}).fetchone()
                 outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
                 return []
             outcome["claimed"] = True
@@ -262,7 +263,7 @@ class Worker:
                  step_key: str | None, payload: dict[str, Any],
                  claims: int) -> list[LeasedActivity]:
         if kind == "run":
-            tx.conn.execute(tx.q["drop_duplicate_run_tasks"],
+            tx.conn.execute(tx.sql("drop_duplicate_run_tasks"),
                             {"job_id": job_id, "run_id": run_id, "id": task_id})
             tx.delete_task(task_id)
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
@@ -282,9 +283,9 @@ class Worker:
         if recovering and not self._enter_quarantine():
             # Run a recovered task alone: if it kills its worker again, it takes
             # no innocent activity with it, and only its own count grows.
-            tx.conn.execute(tx.q["postpone_task"], {"id": task_id, "delay": 0.5})
+            tx.conn.execute(tx.sql("postpone_task"), {"id": task_id, "delay": 0.5})
             return []
-        row = tx.conn.execute(tx.q["lease_task"], {"id": task_id, "worker": self.worker_id,
+        row = tx.conn.execute(tx.sql("lease_task"), {"id": task_id, "worker": self.worker_id,
                                                     "lease": self.lease}).fetchone()
         claims = int(row[0]) if row else claims + 1
         if claims > attempt + self.max_recoveries:
@@ -344,9 +345,9 @@ class Worker:
                         error=repr(exc))
 
             def retry(tx: Tx) -> list[LeasedActivity]:
-                tx.conn.execute(tx.q["retry_task"], {"id": task.task_id, "delay": delay,
+                tx.conn.execute(tx.sql("retry_task"), {"id": task.task_id, "delay": delay,
                                                      "payload": tx_jsonb(retry_payload)})
-                tx.conn.execute(tx.q["notify_queue"], {"schema": self._store.schema,
+                tx.conn.execute(tx.sql("notify_queue"), {"schema": self._store.schema,
                                                        "task_queue": self.task_queue})
                 return []
 
@@ -370,7 +371,7 @@ class Worker:
             params = {"ids": ids, "worker": self.worker_id, "lease": self.lease}
 
             def extend(tx: Tx, params: dict[str, Any] = params) -> None:
-                tx.conn.execute(tx.q["extend_leases"], params)
+                tx.conn.execute(tx.sql("extend_leases"), params)
 
             try:
                 self._store.run(extend)

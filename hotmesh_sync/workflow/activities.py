@@ -26,13 +26,16 @@ class ActivityProxy:
         self._timeout = timeout
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__") or (self._names and name not in self._names):
+        # Only reached for names not set yet: each caller is made once and
+        # kept as an attribute, since replays look it up on every call.
+        if name.startswith("_") or (self._names and name not in self._names):
             raise AttributeError(f"no activity named {name!r} in this proxy")
 
         def call(*args: Any, **kwargs: Any) -> Any:
             return self.call(name, *args, **kwargs)
 
         call.__name__ = name
+        setattr(self, name, call)
         return call
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:

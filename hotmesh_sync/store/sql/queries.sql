@@ -161,6 +161,23 @@ VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(
 ON CONFLICT (job_id, run_id, step_key) DO NOTHING
 RETURNING seq
 
+-- name: record_step_and_load
+-- The hot path in one round trip: drop the performed task, record its step,
+-- and read the run's other steps after the caller's mark. (The new step is
+-- not visible to this statement's read; the caller has it.) No row: the step
+-- was recorded already.
+WITH gone AS (
+    DELETE FROM {schema}.tasks WHERE id = %(task_id)s
+), ins AS (
+    INSERT INTO {schema}.steps (job_id, run_id, step_key, kind, name, result, error)
+    VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(error)s)
+    ON CONFLICT (job_id, run_id, step_key) DO NOTHING
+    RETURNING seq
+)
+SELECT ins.seq, s.step_key, s.kind, s.name, s.result, s.error, s.seq
+FROM ins LEFT JOIN {schema}.steps s
+  ON s.job_id = %(job_id)s AND s.run_id = %(run_id)s AND s.seq > %(after_seq)s
+
 -- name: step_exists
 SELECT 1 FROM {schema}.steps
 WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
