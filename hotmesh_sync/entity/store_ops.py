@@ -11,10 +11,12 @@ transaction usable.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import jsonpatch
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -43,6 +45,7 @@ def apply_command(
     command: str,
     path: object = None,
     args: Mapping[str, Any] | None = None,
+    history_sink: list[tuple[int, list[dict[str, Any]]]] | None = None,
 ) -> Any:
     """Apply one entity command to the document of ``job_id``; return its result.
 
@@ -52,9 +55,10 @@ def apply_command(
     set_if_not_exists), ``{"index": i}`` (remove), ``{"amount": n}``
     (increment, default 1), or nothing.
 
-    Runs in a savepoint of the caller's transaction (or in a transaction of
-    its own when none is open) and writes the history row of the new version
-    there too. Raises WorkflowNotFoundError for an unknown job, and
+    Runs in the caller's transaction (or in a transaction of its own when
+    none is open) and writes the history row of the new version there too,
+    or hands (version, patch) to ``history_sink`` for the caller to write
+    before it commits. Raises WorkflowNotFoundError for an unknown job, and
     InvalidPathError or EntityTypeError for a command the document refuses;
     then nothing has changed.
     """
@@ -62,20 +66,24 @@ def apply_command(
     if not compiled.writes:
         return get_document(conn, schema, job_id, compiled.path)
     queries = Queries(schema)
-    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-        try:
-            cur.execute(queries["entity_apply"], {"job_id": job_id, **compiled.params})
-        except psycopg.Error as exc:
-            typed = SQLSTATE_ERRORS.get(exc.sqlstate or "")
-            if typed is None:
-                raise
-            raise typed(exc.diag.message_primary or str(exc)) from exc
+    # Inside the caller's transaction no savepoint is needed: a refused
+    # command comes back as a value and changes nothing. Alone, it is its own
+    # transaction.
+    outside = conn.info.transaction_status == TransactionStatus.IDLE
+    with conn.transaction() if outside else nullcontext(), \
+            conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(queries.text("entity_apply", conn), {"job_id": job_id, **compiled.params})
         row = cur.fetchone()
         if row is None:
             raise WorkflowNotFoundError(job_id)
-        before, after, version, changed = row
+        before, after, version, changed, refused, message = row
+        if refused is not None:
+            raise SQLSTATE_ERRORS[refused](message)
         if changed:
-            write_history(conn, schema, job_id, version, before, after)
+            if history_sink is not None:
+                history_sink.append((version, make_patch(before, after)))
+            else:
+                write_history(conn, schema, job_id, version, before, after)
     return lookup(after, compiled.result_path)
 
 

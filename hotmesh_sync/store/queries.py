@@ -50,7 +50,7 @@ class Queries:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self._rendered = _rendered_for(schema)
-        self._bytes: dict[str, bytes] = {}
+        self._bytes = _BYTES.setdefault(schema, {})
 
     def __getitem__(self, name: str) -> sql.Composed:
         return self._rendered[name]
@@ -65,6 +65,10 @@ class Queries:
 
     def __contains__(self, name: str) -> bool:
         return name in self._rendered
+
+
+#: Rendered query bytes, per schema and name, shared by every Queries.
+_BYTES: dict[str, dict[str, bytes]] = {}
 
 
 @lru_cache(maxsize=64)

@@ -176,6 +176,24 @@ class Tx:
             error=None if error is None else Jsonb(error)))
         return None if row is None else int(row[0])
 
+    def insert_steps(self, job_id: str, run_id: str,
+                     steps: list[tuple[str, str, str, Jsonb, dict[str, Any] | None]]) -> int:
+        """Record several steps of one run in order (results already as Jsonb);
+        the highest seq written."""
+        cur = self.conn.execute(self.sql("insert_steps"), dict(
+            job_id=job_id, run_id=run_id,
+            keys=[s[0] for s in steps], kinds=[s[1] for s in steps],
+            names=[s[2] for s in steps],
+            results=[s[3] for s in steps],
+            errors=[None if s[4] is None else Jsonb(s[4]) for s in steps]))
+        return max((int(row[0]) for row in cur), default=0)
+
+    def insert_history_rows(self, job_id: str,
+                            versions: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        self.conn.execute(self.sql("insert_history_rows"), dict(
+            job_id=job_id, versions=[v for v, _ in versions],
+            patches=[Jsonb(p) for _, p in versions]))
+
     def record_step_and_load(
         self, job_id: str, run_id: str, step_key: str, record: StepRecord,
         task_id: int | None, after_seq: int,

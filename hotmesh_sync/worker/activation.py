@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import structlog
+from psycopg.types.json import Jsonb
 
 from .. import errors
 from ..entity.store_ops import apply_command
@@ -61,19 +62,32 @@ class ActivationSession:
         self.tx = tx
         self.run = run
         self.top_seq = 0
+        # Steps and entity versions are written together by flush(), in the
+        # same transaction: one round trip each instead of one per call.
+        self._steps: list[tuple[str, str, str, Jsonb, dict[str, Any] | None]] = []
+        self._history: list[tuple[int, list[dict[str, Any]]]] = []
 
     def record(self, key: str, kind: str, name: str, result: Any,
                error: dict[str, Any] | None) -> None:
-        seq = self.tx.insert_step(self.run.job_id, self.run.run_id, key, kind, name, result,
-                                  error)
-        self.top_seq = max(self.top_seq, seq or 0)
+        # Serialized now, so what cannot be stored is refused at the call.
+        self._steps.append((key, kind, name, jsonb(result, "a step result"), error))
 
     def entity_command(self, command: str, path: list[str] | None,
                        args: dict[str, Any]) -> Any:
-        # apply_command runs in its own savepoint: a refused command (bad type,
-        # bad path) leaves this transaction usable for recording the refusal.
+        # A refused command (bad type, bad path) changes nothing and leaves
+        # this transaction usable for recording the refusal.
         return apply_command(self.tx.conn, self.tx.q.schema, self.run.job_id,
-                             command, path, args)
+                             command, path, args, history_sink=self._history)
+
+    def flush(self) -> None:
+        """Write the steps and entity versions this activation produced."""
+        if self._steps:
+            seq = self.tx.insert_steps(self.run.job_id, self.run.run_id, self._steps)
+            self.top_seq = max(self.top_seq, seq)
+            self._steps.clear()
+        if self._history:
+            self.tx.insert_history_rows(self.run.job_id, self._history)
+            self._history.clear()
 
     def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]:
         self.tx.lock_job(self.run.job_id)
@@ -160,11 +174,14 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         with activated(ctx):
             result = fn(*run.args, **_signal_kwarg(fn, run))
     except Suspension as suspension:
+        session.flush()
         if ctx.broken is None:
             return _suspend(tx, run, suspension.pending, scheduler, log)
         return _fail(tx, run, ctx.broken, log)
     except Exception as exc:  # the workflow's own failure
+        session.flush()
         return _fail(tx, run, ctx.broken or exc, log)
+    session.flush()
     if ctx.broken is not None:
         return _fail(tx, run, ctx.broken, log)
     return _complete(tx, run, ctx, result, log)

@@ -4,27 +4,33 @@
 -- name: entity_apply
 -- One command on one document, as one statement. The row lock taken in
 -- `locked` makes concurrent commands on the same job queue up instead of
--- losing updates. A command that changes nothing (set_if_not_exists on a
--- present value, delete of a missing path) counts no version. Returns the
--- document before and after (for the history patch), the version after, and
--- whether this statement made a new version.
+-- losing updates (and gives the document before, for the history patch). A
+-- command that changes nothing (set_if_not_exists on a present value, delete
+-- of a missing path) and a refused one update no row. Returns one row:
+-- before, after, the version after, whether this made a new version, and the
+-- refusal (sqlstate, message) if any. No row: no such job.
 WITH locked AS (
-    SELECT id, context FROM {schema}.jobs WHERE id = %(job_id)s FOR UPDATE
+    SELECT id, context, version FROM {schema}.jobs WHERE id = %(job_id)s FOR UPDATE
 ), applied AS (
-    SELECT id, context AS before,
-           {schema}.entity_apply(context, %(command)s, %(path)s::text[], %(arg)s::jsonb) AS after
+    SELECT id, version, context AS before,
+           {schema}.entity_try(context, %(command)s, %(path)s::text[], %(arg)s::jsonb) AS outcome
     FROM locked
 ), changed AS (
     -- Compared as text: jsonb equality calls 1 and 1.0 equal, the document does not.
-    SELECT id, before, after, before::text IS DISTINCT FROM after::text AS changed FROM applied
+    SELECT id, version, before, outcome->'doc' AS after, outcome->>'refused' AS refused,
+           outcome->>'message' AS message,
+           outcome ? 'doc' AND before::text IS DISTINCT FROM (outcome->'doc')::text AS changed
+    FROM applied
+), updated AS (
+    UPDATE {schema}.jobs AS j
+    SET context = c.after, version = j.version + 1, updated_at = now()
+    FROM changed AS c
+    WHERE j.id = c.id AND c.changed
+    RETURNING j.id
 )
-UPDATE {schema}.jobs AS j
-SET context = c.after,
-    version = j.version + CASE WHEN c.changed THEN 1 ELSE 0 END,
-    updated_at = CASE WHEN c.changed THEN now() ELSE j.updated_at END
-FROM changed AS c
-WHERE j.id = c.id
-RETURNING c.before, c.after, j.version, c.changed
+SELECT before, coalesce(after, before), version + CASE WHEN changed THEN 1 ELSE 0 END,
+       changed, refused, message
+FROM changed
 
 -- name: entity_get
 SELECT {schema}.entity_get(context, %(path)s::text[]) FROM {schema}.jobs WHERE id = %(job_id)s

@@ -161,6 +161,20 @@ VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(
 ON CONFLICT (job_id, run_id, step_key) DO NOTHING
 RETURNING seq
 
+-- name: insert_steps
+-- The steps an activation recorded, written together just before it commits.
+INSERT INTO {schema}.steps (job_id, run_id, step_key, kind, name, result, error)
+SELECT %(job_id)s, %(run_id)s, k, kd, n, r, e
+FROM unnest(%(keys)s::text[], %(kinds)s::text[], %(names)s::text[],
+            %(results)s::jsonb[], %(errors)s::jsonb[]) WITH ORDINALITY AS u(k, kd, n, r, e, o)
+ORDER BY o
+ON CONFLICT (job_id, run_id, step_key) DO NOTHING
+RETURNING seq
+
+-- name: insert_history_rows
+INSERT INTO {schema}.history (job_id, version, patch)
+SELECT %(job_id)s, v, p FROM unnest(%(versions)s::int[], %(patches)s::jsonb[]) AS u(v, p)
+
 -- name: record_step_and_load
 -- The hot path in one round trip: drop the performed task, record its step,
 -- and read the run's other steps after the caller's mark. (The new step is
