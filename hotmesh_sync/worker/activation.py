@@ -154,7 +154,10 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         tx.insert_run_task(run.task_queue, job_id, run_id, delay=5.0)
         return []
     cache_key = _cache_key(run)
-    if loaded is None:
+    history: dict[str, StepRecord]
+    if loaded is None and run.status == "pending":
+        history, mark = {}, 0  # never activated: nothing can be recorded yet
+    elif loaded is None:
         history, mark = scheduler.histories.get(cache_key)
         recorded, mark = tx.load_steps(job_id, run_id, mark)
         history.update(recorded)

@@ -263,9 +263,8 @@ class Worker:
                  step_key: str | None, payload: dict[str, Any],
                  claims: int) -> list[LeasedActivity]:
         if kind == "run":
-            tx.conn.execute(tx.sql("drop_duplicate_run_tasks"),
+            tx.conn.execute(tx.sql("take_run_tasks"),
                             {"job_id": job_id, "run_id": run_id, "id": task_id})
-            tx.delete_task(task_id)
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
         assert step_key is not None
         if kind == "timer":

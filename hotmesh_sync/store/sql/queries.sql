@@ -118,12 +118,13 @@ DELETE FROM {schema}.tasks WHERE id IN (
     WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
     FOR UPDATE SKIP LOCKED)
 
--- name: drop_duplicate_run_tasks
--- Other queued activations of the same run are made redundant by this one.
+-- name: take_run_tasks
+-- Delete the claimed run task and every other queued activation of the same
+-- run, which this one makes redundant (our own locked row is not skipped).
 DELETE FROM {schema}.tasks WHERE id IN (
     SELECT id FROM {schema}.tasks
     WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind = 'run'
-      AND run_at <= now() AND id <> %(id)s
+      AND (run_at <= now() OR id = %(id)s)
     FOR UPDATE SKIP LOCKED)
 
 -- name: retry_task
