@@ -89,6 +89,7 @@ class Worker:
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._wakes = 0
+        self._sleeping = 0
         self._threads: list[threading.Thread] = []
         self._inflight: dict[int, float] = {}
         self._inflight_lock = threading.Lock()
@@ -175,13 +176,20 @@ class Worker:
     # --- waiting for work ----------------------------------------------
     def _notified(self) -> None:
         with self._wake:
-            self._wakes += 1
+            # Wakes are owed only to threads that sleep (or one about to): a
+            # busy thread claims again anyway, and each extra wake would cost
+            # an empty claim later.
+            self._wakes = min(self._wakes + 1, max(self._sleeping, 1))
             self._wake.notify()
 
     def _idle(self, seconds: float) -> None:
         with self._wake:
             if self._wakes == 0 and not self._stopping.is_set():
-                self._wake.wait(seconds)
+                self._sleeping += 1
+                try:
+                    self._wake.wait(seconds)
+                finally:
+                    self._sleeping -= 1
             if self._wakes > 0:
                 self._wakes -= 1
 
@@ -254,10 +262,11 @@ class Worker:
 
     def _notified_one_more(self) -> None:
         # One NOTIFY may stand for many tasks: after a claim that saw more
-        # ready, wake one more idle thread so a burst is picked up by all.
+        # ready, wake one more sleeping thread so a burst is picked up by all.
         with self._wake:
-            self._wakes += 1
-            self._wake.notify()
+            if self._sleeping > self._wakes:
+                self._wakes += 1
+                self._wake.notify()
 
     def _do_task(self, tx: Tx, task_id: int, kind: str, job_id: str, run_id: str,
                  step_key: str | None, payload: dict[str, Any],
