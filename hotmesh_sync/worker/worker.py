@@ -95,6 +95,7 @@ class Worker:
         self._inflight_lock = threading.Lock()
         # Set while a recovered activity runs alone on this worker.
         self._quarantined = threading.Event()
+        self._quarantine_owner: int | None = None
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
         # Counting for cron-style runs: a task is one claim from the queue,
         # finished with any activity that step handed straight to this worker.
@@ -251,7 +252,12 @@ class Worker:
             outcome["more"] = row[-1]
             return self._do_task(tx, *row[:-1])
 
-        leased = self._store.run(work)
+        try:
+            leased = self._store.run(work)
+        except BaseException:
+            self._leave_quarantine_unused([])
+            raise
+        self._leave_quarantine_unused(leased)
         if not outcome.get("claimed"):
             return False, outcome.get("next_due")
         if outcome.get("more"):
@@ -311,12 +317,28 @@ class Worker:
         return not self._quarantined.is_set() and not self._stopping.is_set()
 
     def _enter_quarantine(self) -> bool:
-        """Take the worker for one recovered activity; False while others run."""
+        """Take the worker for one recovered activity; False while others run.
+
+        A retried claim transaction of the thread that holds it takes it again.
+        """
+        me = threading.get_ident()
         with self._inflight_lock:
+            if self._quarantine_owner == me:
+                return True
             if self._inflight or self._quarantined.is_set():
                 return False
             self._quarantined.set()
+            self._quarantine_owner = me
             return True
+
+    def _leave_quarantine_unused(self, leased: list[LeasedActivity]) -> None:
+        """Give the quarantine back when this thread's claim did not end with a
+        recovered activity to run (its transaction failed or took another path)."""
+        with self._inflight_lock:
+            if self._quarantine_owner == threading.get_ident() and not any(
+                    task.recovering for task in leased):
+                self._quarantine_owner = None
+                self._quarantined.clear()
 
     # --- activities ----------------------------------------------------
     def _perform_activity(self, task: LeasedActivity) -> list[LeasedActivity]:
@@ -334,6 +356,7 @@ class Worker:
             with self._inflight_lock:
                 self._inflight.pop(task.task_id, None)
                 if task.recovering:
+                    self._quarantine_owner = None
                     self._quarantined.clear()
         log.debug("activity_completed")
 
