@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 
@@ -181,6 +182,10 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         if ctx.broken is None:
             return _suspend(tx, run, suspension.pending, scheduler, log)
         return _fail(tx, run, ctx.broken, log)
+    except psycopg.Error:
+        # The database refused something (the transaction is now unusable):
+        # not the workflow's failure. The claim rolls back and is retried.
+        raise
     except Exception as exc:  # the workflow's own failure
         session.flush()
         return _fail(tx, run, ctx.broken or exc, log)

@@ -37,6 +37,8 @@ _log = structlog.get_logger("hotmesh_sync.worker")
 #: taken to kill its worker each time, and is failed instead of retried
 #: ($HOTMESH_MAX_RECOVERIES overrides it for a process).
 MAX_RECOVERIES = 3
+#: Seconds before a task whose processing failed in the database is tried again.
+TASK_RETRY_DELAY = 5.0
 #: Seconds an activity's lease lasts unless its worker extends it.
 DEFAULT_LEASE = 60.0
 
@@ -249,13 +251,16 @@ class Worker:
                 outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
                 return []
             outcome["claimed"] = True
+            outcome["task_id"] = row[0]
             outcome["more"] = row[-1]
             return self._do_task(tx, *row[:-1])
 
         try:
             leased = self._store.run(work)
-        except BaseException:
+        except BaseException as exc:
             self._leave_quarantine_unused([])
+            if isinstance(exc, Exception) and "task_id" in outcome:
+                self._set_aside(outcome["task_id"], exc)
             raise
         self._leave_quarantine_unused(leased)
         if not outcome.get("claimed"):
@@ -265,6 +270,16 @@ class Worker:
         while leased:
             leased = self._perform_activity(leased[0]) + leased[1:]
         return True, None
+
+    def _set_aside(self, task_id: int, exc: Exception) -> None:
+        """Postpone a task whose processing failed in the database, so that a
+        broken task (or schema) costs a retry every few seconds, not a hot loop."""
+        self._log.error("task_failed", task_id=task_id, error=repr(exc))
+        try:
+            self._store.run(lambda tx: tx.conn.execute(
+                tx.sql("postpone_task"), {"id": task_id, "delay": TASK_RETRY_DELAY}))
+        except Exception as again:
+            self._log.error("task_set_aside_failed", task_id=task_id, error=repr(again))
 
     def _notified_one_more(self) -> None:
         # One NOTIFY may stand for many tasks: after a claim that saw more

@@ -121,3 +121,29 @@ def test_same_named_activities_in_two_modules_each_reach_their_own(
     worker("default", workflows=[uses_other, uses_ours])
     assert mf.workflow.execute(uses_ours, timeout=30) == "a"
     assert mf.workflow.execute(uses_other, timeout=30) == "the other module's step_a"
+
+
+def entity_user() -> int:
+    return workflow.entity().increment("n")  # type: ignore[no-any-return]
+
+
+def test_a_database_failure_in_an_activation_is_retried_calmly(mf: MemFlow, worker: Any) -> None:
+    """A broken schema fails the claim, not the workflow: the task waits and succeeds later."""
+    import psycopg
+    from psycopg import sql
+
+    from hotmesh_sync.store.queries import read_sql_file, render
+
+    with psycopg.connect(mf.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP FUNCTION {}.entity_try").format(sql.Identifier(mf.schema)))
+    worker("default", workflows=[entity_user])
+    with capture_logs() as logs:
+        handle = mf.workflow.start(entity_user)
+        time.sleep(2.0)
+        assert handle.status() == "pending"
+        failures = [e for e in logs if e["event"] == "task_failed"]
+        assert 1 <= len(failures) <= 2, "a failing task must be set aside, not retried hot"
+    script = read_sql_file("migrations/0002_entity_try.sql")
+    with psycopg.connect(mf.dsn, autocommit=True) as conn:
+        conn.execute(render(script, mf.schema))
+    assert handle.result(timeout=30) == 1

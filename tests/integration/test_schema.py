@@ -96,11 +96,20 @@ def test_concurrent_provisioning_from_many_connections(pg_dsn: str,
 
 
 def test_an_older_schema_is_migrated_forward(pg_dsn: str, schemas: list[str]) -> None:
-    """A schema that recorded no version beyond 0 gets every migration once."""
-    name = f"o_{uuid.uuid4().hex[:10]}"
-    schemas.append(name)
+    """A schema at version 1 gets the later migrations, once, and ends up like a new one."""
+    old, fresh = f"o_{uuid.uuid4().hex[:10]}", f"n_{uuid.uuid4().hex[:10]}"
+    schemas += [old, fresh]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        provision(conn, name)
-        conn.execute(sql.SQL("DELETE FROM {}.schema_version WHERE version > 1").format(
-            sql.Identifier(name)))
-        assert provision(conn, name) == newest_version()
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(old)))
+        conn.execute(render("CREATE TABLE {schema}.schema_version (version integer PRIMARY KEY,"
+                            " applied_at timestamptz NOT NULL DEFAULT now())", old))
+        conn.execute(render(read_sql_file("migrations/" + migrations()[0][1]), old))
+        conn.execute(render("INSERT INTO {schema}.schema_version VALUES (1)", old))
+        assert provision(conn, old) == newest_version()
+        assert provision(conn, old) == newest_version()
+        provision(conn, fresh)
+        versions = conn.execute(sql.SQL("SELECT version FROM {} ORDER BY 1").format(
+            sql.Identifier(old, "schema_version"))).fetchall()
+        assert versions == [(v,) for v, _ in migrations()]
+        a, b = describe(conn, old), describe(conn, fresh)
+    assert a == b
