@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -13,6 +12,8 @@ import structlog
 from . import errors
 from .durations import Duration, to_seconds
 from .jsonvalue import normalized
+from .names import MAX_NAME as MAX_NAME  # re-exported for older imports
+from .names import check_name
 from .retry import RetryPolicy
 from .store.store import TERMINAL, Tx, create_workflow, jsonb, run_on_connection
 from .worker.activation import interrupted_error, start_hook_run
@@ -23,22 +24,8 @@ if TYPE_CHECKING:
 
 _log = structlog.get_logger("hotmesh_sync.client")
 
-#: The longest workflow id, task queue or signal id accepted.
-MAX_NAME = 512
 #: How often a blocked result() re-reads the row even without a notification.
 SAFETY_POLL = 5.0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_name(value: Any, what: str) -> str:
-    """A workflow id, queue, entity label or signal id: text without control characters."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string")
-    if len(value) > MAX_NAME:
-        raise ValueError(f"{what} is longer than {MAX_NAME} characters")
-    if _CONTROL.search(value):
-        raise ValueError(f"{what} must not contain control characters")
-    return value
 
 
 class WorkflowHandle:

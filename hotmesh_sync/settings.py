@@ -1,0 +1,63 @@
+"""Every ``HOTMESH_*`` limit in one object, read from the environment once.
+
+``Settings.from_env()`` is called when a ``MemFlow`` or a ``Worker`` is made,
+never at import, so an application or a test may set the variables just
+before. Code below those objects receives the values it needs explicitly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The limits and timings a MemFlow and its workers run with."""
+
+    #: Seconds an activity's lease lasts unless its worker extends it.
+    lease_seconds: float = 60.0
+    #: Claims of a leased activity beyond its attempts before it is dead-lettered.
+    max_recoveries: int = 3
+    #: Ceiling, in bytes of JSON, for one value (args, result, signal data, document).
+    max_payload_bytes: int = 16 * 1024 * 1024
+    #: Failures inside PostgreSQL of one task before its workflow fails with 598.
+    max_task_failures: int = 5
+    #: New durable calls one activation may make before it fails with 598.
+    max_activation_steps: int = 10_000
+    #: Seconds one activation may run before it fails with 598.
+    max_activation_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The defaults, overridden by whichever ``HOTMESH_*`` variables are set."""
+        env = os.environ if environ is None else environ
+        return cls(
+            lease_seconds=_number(env, "HOTMESH_LEASE_SECONDS", cls.lease_seconds),
+            max_recoveries=int(_number(env, "HOTMESH_MAX_RECOVERIES", cls.max_recoveries, 0)),
+            max_payload_bytes=int(_number(env, "HOTMESH_MAX_PAYLOAD_BYTES",
+                                          cls.max_payload_bytes)),
+            max_task_failures=int(_number(env, "HOTMESH_MAX_TASK_FAILURES",
+                                          cls.max_task_failures)),
+            max_activation_steps=int(_number(env, "HOTMESH_MAX_ACTIVATION_STEPS",
+                                             cls.max_activation_steps)),
+            max_activation_seconds=_number(env, "HOTMESH_MAX_ACTIVATION_SECONDS",
+                                           cls.max_activation_seconds),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 1e-9) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be a finite number of at least {minimum:g}")
+    return value
