@@ -2,7 +2,8 @@
 
 Exit status: 0 success; 1 a workflow failed, was interrupted or did not
 finish within ``--timeout`` (``result``, ``start --wait``), or the database
-failed; 2 bad usage, an unknown workflow id, or no database to connect to.
+failed; 2 bad usage (also a value or name the database refuses, a malformed
+DSN), an unknown workflow id, or no database to connect to.
 Errors are one line on stderr; command output goes to stdout, as JSON with
 ``--json``; log events go to stderr (see ``logging_setup``).
 """
@@ -19,17 +20,17 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import psycopg
-import structlog
 
 from . import __version__, errors
 from .contrib import load_functions, migrate_schema, serve
 from .durations import to_seconds
+from .log import get_logger
 from .logging_setup import LEVELS, configure_logging
 from .memflow import MemFlow
 
 PROG = "hotmesh-sync"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_log = structlog.get_logger("hotmesh_sync.cli")
+_log = get_logger("hotmesh_sync.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -396,6 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
+    except (psycopg.DataError, psycopg.errors.ReservedName) as exc:
+        # What the database refused as a value (a number out of range, text it cannot
+        # store) or a name it keeps (`pg_*`): bad input that the library's checks missed.
+        _log.debug("command_refused", exc_info=True)
+        return fail(f"invalid input: {exc}", EXIT_USAGE)
     except (errors.HotMeshError, psycopg.Error) as exc:
         _log.debug("command_failed", exc_info=True)
         return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)

@@ -7,22 +7,28 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from . import errors
 from .durations import Duration, to_seconds
 from .jsonvalue import normalized
+from .log import get_logger
 from .names import MAX_NAME as MAX_NAME  # re-exported for older imports
 from .names import check_name
 from .retry import RetryPolicy
-from .store.store import TERMINAL, Tx, create_workflow, jsonb, run_on_connection
+from .store.store import (
+    TERMINAL,
+    Tx,
+    create_workflow,
+    interrupt_workflow,
+    jsonb,
+    run_on_connection,
+)
 from .worker.activation import interrupted_error, start_hook_run
 from .workflow.registry import name_of
 
 if TYPE_CHECKING:
     from .memflow import MemFlow
 
-_log = structlog.get_logger("hotmesh_sync.client")
+_log = get_logger("hotmesh_sync.client")
 
 #: How often a blocked result() re-reads the row even without a notification.
 SAFETY_POLL = 5.0
@@ -93,14 +99,8 @@ class WorkflowHandle:
         """Cancel the workflow (and with ``descend`` its running children).
 
         False when it had already ended."""
-        error = interrupted_error(reason)
-
-        def work(tx: Tx) -> bool:
-            if tx.job_status(self.workflow_id) is None:
-                raise errors.WorkflowNotFoundError(self.workflow_id)
-            return tx.interrupt(self.workflow_id, error, descend)
-
-        done = self._mf.store.run(work)
+        error = interrupted_error(None if reason is None else str(reason))
+        done = interrupt_workflow(self._mf.store, self.workflow_id, error, descend)
         if done:
             _log.info("workflow_interrupted", workflow_id=self.workflow_id, reason=reason)
         return done
@@ -241,8 +241,17 @@ class WorkflowClient:
 
     def list(self, entity: str | None = None, status: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:
-        """Workflows, newest first."""
+        """Workflows, newest first; ``limit`` is an int from 0 to 100,000.
+
+        ValueError for a bad limit, entity or status, before any SQL runs.
+        """
+        from .entity.finders import check_page
+
+        check_page(limit)
+        for value, what in ((entity, "entity"), (status, "status")):
+            if value is not None:
+                check_name(value, what)
         rows = self._mf.store.fetch_dicts(
-            "list_jobs", {"entity": entity, "status": status, "limit": int(limit)})
+            "list_jobs", {"entity": entity, "status": status, "limit": limit})
         return [dict(r, created_at=r["created_at"].isoformat(),
                      updated_at=r["updated_at"].isoformat()) for r in rows]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
 Duration = int | float | timedelta | str
+
+#: The longest duration accepted anywhere (API.md §10): 100 years, in seconds.
+MAX_SECONDS = 100 * 365.25 * 86400.0
 
 _UNITS = {
     "ms": 0.001, "msec": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
@@ -22,20 +26,37 @@ def to_seconds(value: Duration) -> float:
     """Convert a duration to seconds; ValueError/TypeError on anything else.
 
     Text may chain terms ("1h 30m"); a bare number in text means seconds.
+    A duration is finite, zero or more, and at most 100 years (MAX_SECONDS):
+    anything else is refused with ValueError, so no absurd value is ever
+    stored as a timer, a timeout or an expiry.
     """
     if isinstance(value, bool):
         raise TypeError("a duration cannot be a bool")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf if value > 0 else -math.inf
     elif isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, str):
         seconds = _parse_text(value)
     else:
         raise TypeError(f"a duration is seconds, a timedelta or text, not {type(value).__name__}")
-    if seconds < 0 or seconds != seconds:
-        raise ValueError(f"a duration must be zero or more, got {value!r}")
+    if math.isnan(seconds) or (isinstance(value, float) and math.isinf(value)):
+        raise ValueError(f"a duration must be a finite number of seconds, got {_show(value)}")
+    if seconds < 0:
+        raise ValueError(f"a duration must be zero or more, got {_show(value)}")
+    if seconds > MAX_SECONDS:  # inf too: an int or a text too large for a float
+        raise ValueError(
+            f"a duration must be at most 100 years ({MAX_SECONDS:.0f} seconds), got {_show(value)}"
+        )
     return seconds
+
+
+def _show(value: Duration) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_text(text: str) -> float:

@@ -8,6 +8,8 @@
     ├── WorkflowNotFoundError     an id no workflow has (or had, before a purge)
     ├── NotInWorkflowError        a workflow-only call made outside a run
     ├── NonDeterminismError       replayed code no longer matches its history
+    ├── ActivationLimitError      one activation made too many calls or ran too long
+    ├── StoreError                a task failed inside PostgreSQL too many times
     ├── InvalidPathError          an empty or malformed entity path
     ├── EntityTypeError           an entity command on a value of the wrong type
     ├── PayloadTooLargeError      a JSON value above the configured maximum
@@ -60,6 +62,17 @@ class NotInWorkflowError(HotMeshError):
 
 class NonDeterminismError(HotMeshError):
     """Replayed code made a different durable call than the one recorded."""
+
+
+class ActivationLimitError(HotMeshError):
+    """One activation of a workflow made more new durable calls, or ran longer,
+    than ``HOTMESH_MAX_ACTIVATION_STEPS`` / ``HOTMESH_MAX_ACTIVATION_SECONDS``
+    allow. The workflow fails with code 598."""
+
+
+class StoreError(HotMeshError):
+    """Processing one of a workflow's tasks failed inside PostgreSQL more than
+    ``HOTMESH_MAX_TASK_FAILURES`` times; the workflow fails with code 598."""
 
 
 class InvalidPathError(HotMeshError, ValueError):

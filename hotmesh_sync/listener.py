@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import psycopg
-import structlog
 
-_log = structlog.get_logger("hotmesh_sync.listener")
+from .log import get_logger
+
+_log = get_logger("hotmesh_sync.listener")
 
 
 class Listener:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,17 +27,16 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.maximum_attempts < 1:
             raise ValueError("maximum_attempts must be at least 1")
-        if self.backoff_coefficient < 1:
-            raise ValueError("backoff_coefficient must be at least 1")
+        if not 1 <= self.backoff_coefficient < math.inf:
+            raise ValueError("backoff_coefficient must be a finite number, at least 1")
         to_seconds(self.initial_interval)
         to_seconds(self.maximum_interval)
         object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        first = to_seconds(self.initial_interval)
-        delay = first * (self.backoff_coefficient ** (attempt - 1))
-        return min(delay, to_seconds(self.maximum_interval))
+        return _backoff(to_seconds(self.initial_interval), self.backoff_coefficient,
+                        to_seconds(self.maximum_interval), attempt)
 
     def is_retryable(self, exc: BaseException) -> bool:
         return not isinstance(exc, self.non_retryable)
@@ -54,6 +54,14 @@ class RetryPolicy:
 
 def delay_from_json(policy: dict[str, Any], attempt: int) -> float:
     """``delay_after`` for a policy in its durable form."""
-    growth = float(policy["backoff_coefficient"]) ** (attempt - 1)
-    delay = float(policy["initial_interval"]) * growth
-    return min(delay, float(policy["maximum_interval"]))
+    return _backoff(float(policy["initial_interval"]), float(policy["backoff_coefficient"]),
+                    float(policy["maximum_interval"]), attempt)
+
+
+def _backoff(first: float, coefficient: float, maximum: float, attempt: int) -> float:
+    # Many attempts make the growth too large for a float: then it is the maximum.
+    try:
+        delay = first * coefficient ** (attempt - 1)
+    except OverflowError:
+        return maximum
+    return min(delay, maximum)

@@ -24,10 +24,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-import structlog
 
 from ..embedded import resolve_dsn
 from ..errors import ConfigurationError
+from ..log import get_logger
 from ..memflow import schema_for
 from ..store.schema import provision
 from ..workflow.registry import as_table
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["load_functions", "migrate_schema", "serve", "wrap_activities"]
 
 Fn = Callable[..., Any]
-_log = structlog.get_logger("hotmesh_sync.serve")
+_log = get_logger("hotmesh_sync.serve")
 
 
 def load_functions(specs: Iterable[str]) -> dict[str, Fn]:

@@ -25,6 +25,12 @@ DOCUMENT_COMMANDS = frozenset({"set", "merge"})
 COMMANDS = PATH_COMMANDS | DOCUMENT_COMMANDS | {"get"}
 #: Commands that return the whole document rather than the value at their path.
 RETURNS_DOCUMENT = frozenset({"set", "merge", "delete"})
+#: The largest magnitude of an increment's amount, and of the number it leaves:
+#: the largest double as JSON writes it (1.7976931348623157e+308), as an exact
+#: integer. The SQL function entity_apply has the same bound. PostgreSQL's
+#: numeric would go on, but a sum beyond it with a fraction reads back into
+#: Python (and most JSON readers) as infinity, which JSON cannot hold.
+MAX_NUMBER = 17976931348623157 * 10**292
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def compile_command(
     set_if_not_exists; ``index`` that of remove; ``amount`` that of increment.
     Raises InvalidPathError (bad path), TypeError (a value that is not JSON, a
     bad index or amount), EntityTypeError (set/merge with a non-object) and
-    ValueError (an unknown command).
+    ValueError (an unknown command, an amount beyond ±MAX_NUMBER).
     """
     if command not in COMMANDS:
         raise ValueError(f"unknown entity command {command!r}; one of {sorted(COMMANDS)}")
@@ -104,4 +110,11 @@ def _integer(index: Any) -> int:
 def _number(amount: Any) -> int | float:
     if isinstance(amount, bool) or not isinstance(amount, (int, float)):
         raise TypeError(f"increment needs a number (int or float), not {type(amount).__name__}")
+    # A float is finite here or dumps refuses it (TypeError); an int may be
+    # beyond any double.
+    if isinstance(amount, int) and abs(amount) > MAX_NUMBER:
+        raise ValueError(
+            "increment's amount must be within ±1.7976931348623157e308 (a double's range);"
+            f" got an integer of {amount.bit_length()} bits"
+        )
     return amount

@@ -6,6 +6,18 @@ find on an indexed field can use the index. Values are bound as jsonb, and
 the comparison is chosen by the value's Python type: numbers compare as
 numbers, booleans as booleans, strings as text, and an ordering comparison
 only ever matches values of the same JSON type.
+
+So a number stored as a string (``{"age": "42"}``) is a string: a numeric
+condition (``{"age": {"$gt": 30}}``) never matches it, and a string
+condition compares it as text (``"100" < "42"``). Store numbers as JSON
+numbers, or query such documents with SQL of your own and a cast
+(``(context->>'age')::numeric > 30``).
+
+Everything is checked before any SQL runs: ``limit`` is an int from 0 to
+MAX_LIMIT and ``offset`` one from 0 to MAX_OFFSET (ValueError otherwise);
+entity labels and ids are text without NUL or lone surrogates (ValueError);
+fields are paths (InvalidPathError, a ValueError); values, LIKE patterns
+included, are JSON without NUL or lone surrogates (TypeError).
 """
 
 from __future__ import annotations
@@ -42,6 +54,10 @@ _ORDERING = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 #: Every operator a condition may use.
 OPERATORS = frozenset({"$eq", "$ne", "$in", "$like", *_ORDERING})
 INDEX_KINDS = frozenset({"btree", "gin"})
+#: The most rows one query may ask for.
+MAX_LIMIT = 100_000
+#: The largest offset one query may skip (the range of a PostgreSQL integer).
+MAX_OFFSET = 2**31 - 1
 
 
 def find(
@@ -56,6 +72,9 @@ def find(
 
     ``conditions`` maps a field (dotted text, or a tuple of segments) to a
     value (equality) or to ``{"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte"|"$in"|"$like": value}``.
+    A value compares with stored values of its own JSON type only: a number
+    stored as a string (``"42"``) is text, compared as text (see the module
+    docstring). ``limit`` is 0..MAX_LIMIT, ``offset`` 0..MAX_OFFSET.
     """
     return _fetch(pool, *find_query(schema, entity, conditions, limit, offset))
 
@@ -184,6 +203,7 @@ def condition(params: Params, segments: list[str], operator: str, value: Any) ->
     if operator == "$like":
         if not isinstance(value, str):
             raise TypeError(f"LIKE needs a text pattern, not {type(value).__name__}")
+        dumps(value, "a LIKE pattern")  # TypeError for NUL or a lone surrogate
         return sql.SQL("(jsonb_typeof({f}) = 'string' AND {f} #>> '{{}}' LIKE {v})").format(
             f=field, v=params.bind(value)
         )
@@ -269,9 +289,7 @@ def _query(
     offset: int,
 ) -> sql.Composed:
     _text(entity, "entity")
-    for name, number in (("limit", limit), ("offset", offset)):
-        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-            raise ValueError(f"{name} is a non-negative integer, not {number!r}")
+    check_page(limit, offset)
     where = sql.SQL(" AND ").join([sql.SQL("entity = {}").format(params.bind(entity)), *clauses])
     query = sql.SQL(
         "SELECT id, context, status FROM {schema}.jobs WHERE {where}"
@@ -283,6 +301,15 @@ def _query(
         offset=params.bind(offset),
     )
     return query
+
+
+def check_page(limit: Any, offset: Any = 0) -> None:
+    """ValueError unless ``limit`` is an int in 0..MAX_LIMIT and ``offset`` one
+    in 0..MAX_OFFSET (bools are not ints here)."""
+    for name, number, most in (("limit", limit, MAX_LIMIT), ("offset", offset, MAX_OFFSET)):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= most:
+            shown = repr(number) if len(repr(number)) <= 40 else repr(number)[:37] + "..."
+            raise ValueError(f"{name} must be an integer from 0 to {most}, not {shown}")
 
 
 def _fetch(pool: Pool, query: sql.Composed, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -297,5 +324,14 @@ def _json(value: Any) -> str:
 
 
 def _text(value: Any, what: str) -> None:
+    # Not text: TypeError. Text PostgreSQL cannot hold (NUL, a lone
+    # surrogate): ValueError, as for names everywhere (API.md §10). Other
+    # text is looked for as it is: rows written with SQL may hold any label.
     if not isinstance(value, str):
         raise TypeError(f"{what} is text, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} contains a lone surrogate, which cannot be stored") from None

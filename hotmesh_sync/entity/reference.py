@@ -17,7 +17,7 @@ import jsonpatch
 from jsonpointer import JsonPointer
 
 from ..errors import EntityTypeError, InvalidPathError
-from .commands import compile_command
+from .commands import MAX_NUMBER, compile_command
 from .paths import is_index, lookup, resolve
 
 Ops = list[dict[str, Any]]
@@ -78,7 +78,9 @@ def operations(document: Any, command: str, segments: list[str] | None, arg: Any
             _expect(target, bool, command, segments)
         return _put(document, segments, depth, not target)
     if command == "set_if_not_exists":
-        return [] if target is not None else _put(document, segments, depth, arg)
+        # A null at the path itself is a value, and stays; a null on the way is absent.
+        present = target is not None or resolve(document, segments)[0]
+        return [] if present else _put(document, segments, depth, arg)
     raise ValueError(f"unknown entity command {command!r}")
 
 
@@ -109,8 +111,12 @@ def add_numbers(a: float, b: float) -> float:
 
     Works on the JSON text of each number, as that is what PostgreSQL parses
     (``1e+20`` has no decimals, ``2.0`` has one).
+
+    Raises EntityTypeError for a sum beyond ±MAX_NUMBER, as entity_apply does.
     """
     total = _EXACT.add(Decimal(json.dumps(a)), Decimal(json.dumps(b)))
+    if total.copy_abs() > MAX_NUMBER:  # abs() would round to the context
+        raise EntityTypeError("cannot increment a number beyond 1.7976931348623157e308")
     exponent = total.as_tuple().exponent
     assert isinstance(exponent, int)
     return int(total) if exponent >= 0 else float(total)

@@ -130,15 +130,22 @@ def make_patch(before: Any, after: Any) -> list[dict[str, Any]]:
 
     jsonpatch's diff of arrays has had bugs, and Python's ``==`` calls 1,
     1.0 and True equal; a patch that does not rebuild ``after`` exactly is
-    replaced by one that replaces the whole document.
+    replaced by one that replaces the whole document. So is the patch of a
+    document too deep for jsonpatch's recursion (each command's value is at
+    most 100 levels deep, but a document can grow deeper over many commands).
     """
-    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
+    replace = [{"op": "replace", "path": "", "value": after}]
     try:
-        rebuilt = jsonpatch.apply_patch(before, ops)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, LookupError, TypeError):
-        rebuilt = _MISMATCH
-    if not same_json(rebuilt, after):
-        ops = [{"op": "replace", "path": "", "value": after}]
+        ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
+        try:
+            rebuilt = jsonpatch.apply_patch(before, ops)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, LookupError,
+                TypeError):
+            rebuilt = _MISMATCH
+        if not same_json(rebuilt, after):
+            ops = replace
+    except RecursionError:
+        ops = replace
     return ops
 
 

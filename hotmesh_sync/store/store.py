@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from ..errors import WorkflowNotFoundError
 from ..jsonvalue import dumps
 from .queries import Queries
 from .transient import call_with_retry
@@ -66,6 +68,17 @@ class LockedRun:
 
 
 TERMINAL = ("completed", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """A task whose processing failed once more inside PostgreSQL."""
+
+    failures: int
+    kind: str
+    job_id: str
+    run_id: str
+    step_key: str | None
 
 
 class Tx:
@@ -150,6 +163,24 @@ class Tx:
 
     def delete_task(self, task_id: int) -> None:
         self._run("delete_task", dict(id=task_id))
+
+    def fail_task(self, task_id: int, delay: float) -> FailedTask | None:
+        """Count a failure of ``task_id`` and postpone it; None if it is gone."""
+        row = self._one("fail_task", dict(id=task_id, delay=delay))
+        return None if row is None else FailedTask(*row)
+
+    def abandon_job(self, job_id: str, task_id: int | None) -> None:
+        """Fail a workflow with a fixed record and drop its work (last resort)."""
+        self._run("abandon_job", dict(id=job_id, task_id=task_id))
+
+    def set_lock_timeout(self, seconds: float) -> None:
+        """Wait at most ``seconds`` for any lock for the rest of this transaction."""
+        self._one("set_lock_timeout", dict(timeout=f"{int(seconds * 1000)}ms"))
+
+    def request_interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> None:
+        """Queue an interrupt for the workflow's workers (never waits on a lock)."""
+        self._run("insert_interrupt_task", dict(
+            id=job_id, payload=Jsonb({"error": error, "descend": descend})))
 
     def delete_step_task(self, job_id: str, run_id: str, step_key: str) -> None:
         self._run("delete_step_task", dict(job_id=job_id, run_id=run_id, step_key=step_key))
@@ -375,3 +406,40 @@ def purge(store: Store, older_than: float | None, batch: int = 500) -> int:
         total += removed
         if removed < batch:
             return total
+
+
+#: How long an interrupt waits for a running activation before it is queued.
+INTERRUPT_LOCK_WAIT = 2.0
+
+
+def interrupt_workflow(store: Store, job_id: str, error: dict[str, Any],
+                       descend: bool) -> bool:
+    """Interrupt a workflow now, or queue the interrupt if an activation holds it.
+
+    Never waits more than ``INTERRUPT_LOCK_WAIT`` seconds behind a running
+    activation: the interrupt is then recorded as a task that the workflow's
+    workers carry out once the activation ends. False when it had ended.
+    """
+    busy = object()
+
+    def direct(tx: Tx) -> object:
+        status = tx.job_status(job_id)
+        if status is None:
+            raise WorkflowNotFoundError(job_id)
+        if status in TERMINAL:
+            return False
+        tx.set_lock_timeout(INTERRUPT_LOCK_WAIT)
+        return tx.interrupt(job_id, error, descend)
+
+    def attempt() -> object:
+        try:
+            with store.transaction() as tx:
+                return direct(tx)
+        except pg_errors.LockNotAvailable:
+            return busy
+
+    outcome = call_with_retry(attempt)
+    if outcome is busy:
+        store.run(lambda tx: tx.request_interrupt(job_id, error, descend))
+        return True
+    return bool(outcome)

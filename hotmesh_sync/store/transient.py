@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
-import structlog
 from psycopg import errors as pg_errors
 from tenacity import (
     RetryCallState,
@@ -21,8 +20,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from ..log import get_logger
+
 T = TypeVar("T")
-_log = structlog.get_logger("hotmesh_sync.store")
+_log = get_logger("hotmesh_sync.store")
 
 #: How long one operation keeps retrying before the fault is raised.
 RETRY_SECONDS = 60.0

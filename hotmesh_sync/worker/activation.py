@@ -14,19 +14,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
-import structlog
 from psycopg.types.json import Jsonb
 
 from .. import errors
 from ..entity.store_ops import apply_command
 from ..jsonvalue import normalized
+from ..log import get_logger
+from ..records import describe_error, error_message, error_type_of, safe_text
 from ..retry import delay_from_json
 from ..store.store import TERMINAL, LockedRun, StepRecord, Tx, create_workflow, jsonb
-from ..workflow.context import HOOK_ERROR_KEY, RunContext, activated
+from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
 from ..workflow.suspension import Pending, Suspension
 from .history_cache import HistoryCache
 
-_log = structlog.get_logger("hotmesh_sync.worker")
+_log = get_logger("hotmesh_sync.worker")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class Scheduler:
     lease: float
     histories: HistoryCache = field(default_factory=HistoryCache)
     may_lease: Callable[[], bool] = lambda: True
+    limits: ActivationLimits = field(default_factory=ActivationLimits)
+
+
+class ActivationRolledBack(Exception):
+    """Work done in an activation's transaction could not be recorded with its
+    step; the whole transaction is rolled back (and the task set aside)."""
 
 
 class ActivationSession:
@@ -133,7 +140,7 @@ def start_hook_run(tx: Tx, spec: dict[str, Any]) -> None:
 
 def interrupted_error(reason: str | None) -> dict[str, Any]:
     return {"code": errors.CODE_INTERRUPTED, "error_type": "WorkflowInterruptedError",
-            "message": reason or "interrupted", "type": "WorkflowInterruptedError"}
+            "message": safe_text(reason or "interrupted"), "type": "WorkflowInterruptedError"}
 
 
 def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[..., Any]],
@@ -166,7 +173,7 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         history, mark = loaded
     session = ActivationSession(tx, run)
     ctx = RunContext(job_id, run_id, run.workflow_name, run.task_queue, run.entity,
-                     run.attempt, history, session)
+                     run.attempt, history, session, limits=scheduler.limits)
     # Cache what this activation knows once (and only if) its transaction commits.
     tx.after_commit.append(
         lambda: scheduler.histories.put(cache_key, ctx.history, max(mark, session.top_seq)))
@@ -178,21 +185,40 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         with activated(ctx):
             result = fn(*run.args, **_signal_kwarg(fn, run))
     except Suspension as suspension:
+        _check_poison(ctx)
         session.flush()
         if ctx.broken is None:
             return _suspend(tx, run, suspension.pending, scheduler, log)
         return _fail(tx, run, ctx.broken, log)
     except psycopg.Error:
         # The database refused something (the transaction is now unusable):
-        # not the workflow's failure. The claim rolls back and is retried.
+        # not the workflow's failure. The claim rolls back and is set aside.
         raise
     except Exception as exc:  # the workflow's own failure
+        _check_poison(ctx)
         session.flush()
-        return _fail(tx, run, ctx.broken or exc, log)
+        return _fail(tx, run, ctx.broken or _swallowed(ctx) or exc, log)
+    _check_poison(ctx)
     session.flush()
-    if ctx.broken is not None:
-        return _fail(tx, run, ctx.broken, log)
+    broken = ctx.broken or _swallowed(ctx)
+    if broken is not None:
+        return _fail(tx, run, broken, log)
     return _complete(tx, run, ctx, result, log)
+
+
+def _check_poison(ctx: RunContext) -> None:
+    if ctx.poisoned is not None:
+        raise ActivationRolledBack(
+            f"a durable call of {ctx.workflow_name!r} failed after its work was done, "
+            f"so the activation is rolled back: {describe_error(ctx.poisoned)}"
+        ) from ctx.poisoned
+
+
+def _swallowed(ctx: RunContext) -> errors.NonDeterminismError | None:
+    """The error for a run that ended normally although a call had suspended it."""
+    if ctx.suspension is None:
+        return None
+    return errors.NonDeterminismError(ctx.swallowed_message())
 
 
 def _signal_kwarg(fn: Callable[..., Any], run: LockedRun) -> dict[str, Any]:
@@ -249,7 +275,7 @@ def _complete(tx: Tx, run: LockedRun, ctx: RunContext, result: Any,
     try:
         value = normalized(result, "the workflow's return value")
     except (TypeError, ValueError) as exc:
-        return _fail(tx, run, errors.FatalError(str(exc), type(exc).__name__), log)
+        return _fail(tx, run, errors.FatalError(error_message(exc), type(exc).__name__), log)
     tx.set_run_status(run.job_id, run.run_id, "completed", jsonb(value))
     if run.run_id == "":
         tx.finish_job(run.job_id, "completed", jsonb(value), None)
@@ -270,7 +296,8 @@ def _signalled(ctx: RunContext, signal_id: str) -> bool:
 
 
 def failure_code(exc: BaseException) -> int:
-    if isinstance(exc, (errors.FatalError, errors.NonDeterminismError)):
+    if isinstance(exc, (errors.FatalError, errors.NonDeterminismError,
+                        errors.ActivationLimitError, errors.StoreError)):
         return errors.CODE_FATAL
     if isinstance(exc, errors.MaxedError) and exc.error_type == "TimeoutError":
         return errors.CODE_TIMEOUT
@@ -295,12 +322,13 @@ def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedAc
     if delay is not None:
         tx.restart_job(run.job_id)
         tx.insert_run_task(run.task_queue, run.job_id, "", delay=delay)
-        log.warning("workflow_retrying", attempt=run.attempt, delay=delay, error=repr(exc))
+        log.warning("workflow_retrying", attempt=run.attempt, delay=delay,
+                    error=describe_error(exc))
         return []
     error = {
         "code": failure_code(exc),
-        "error_type": getattr(exc, "error_type", type(exc).__name__),
-        "message": getattr(exc, "message", str(exc)),
+        "error_type": error_type_of(exc),
+        "message": error_message(exc),
         "type": "WorkflowFailedError",
     }
     tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
@@ -335,6 +363,13 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
         if task_id is not None:
             tx.delete_task(task_id)
         return []
+    if run.workflow_name not in workflows:
+        # An activity run for another queue's workflow: only a worker that
+        # registers the workflow may activate it. Record, and wake its own.
+        if tx.record_step_and_load(job_id, run_id, step_key, record, task_id,
+                                   1 << 62)[0] is not None:
+            tx.wake_run(job_id, run_id)
+        return []
     # One statement drops the task, records the step and reads whatever else
     # the run recorded since this worker last saw it.
     history, mark = scheduler.histories.get(_cache_key(run))
@@ -349,3 +384,15 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
 
 def _cache_key(run: LockedRun) -> tuple[str, str, int, Any]:
     return (run.job_id, run.run_id, run.attempt, run.created_at)
+
+
+def fail_run(tx: Tx, job_id: str, run_id: str, exc: errors.HotMeshError,
+             task_id: int | None = None) -> None:
+    """Fail a run (and, for a coordinator, its workflow) with ``exc`` from
+    outside any activation: a task that keeps failing in the database."""
+    if task_id is not None:
+        tx.delete_task(task_id)
+    run = tx.lock_run(job_id, run_id)
+    if run is None or run.status in TERMINAL or run.job_status in TERMINAL:
+        return
+    _fail(tx, run, exc, _log.bind(workflow_id=job_id, run_id=run_id))

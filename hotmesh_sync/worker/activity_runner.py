@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from .. import errors
 from ..jsonvalue import normalized
+from ..records import error_message, error_type_of
 from ..retry import delay_from_json
 from ..store.store import StepRecord
 
@@ -23,13 +26,15 @@ def call_with_timeout(fn: Callable[..., Any], args: list[Any], kwargs: dict[str,
     Python cannot kill a thread: a timed-out attempt keeps running in the
     background while its retry is scheduled. Activities should be idempotent.
     """
+    if inspect.iscoroutinefunction(fn):
+        fn = _awaited(fn)
     if timeout is None:
-        return fn(*args, **kwargs)
+        return _settled(fn(*args, **kwargs))
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = fn(*args, **kwargs)
+            box["value"] = _settled(fn(*args, **kwargs))
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 
@@ -43,6 +48,27 @@ def call_with_timeout(fn: Callable[..., Any], args: list[Any], kwargs: dict[str,
     return box.get("value")
 
 
+def _awaited(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``async def`` activity as a plain function: run to completion in
+    this worker thread with its own event loop."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return run
+
+
+def _settled(value: Any) -> Any:
+    """The value itself, or what it resolves to when it is awaitable (an
+    activity returning a coroutine, e.g. a partial of an async function)."""
+    if inspect.isawaitable(value):
+        async def wait() -> Any:
+            return await value
+
+        return asyncio.run(wait())
+    return value
+
+
 def success(name: str, value: Any) -> StepRecord:
     return StepRecord("activity", name, value, None)
 
@@ -53,8 +79,8 @@ def classify_failure(payload: dict[str, Any],
     name = str(payload["name"])
     policy = payload["retry"]
     attempt = int(payload["attempt"])
-    error_type = getattr(exc, "error_type", None) or type(exc).__name__
-    message = getattr(exc, "message", None) or str(exc)
+    error_type = error_type_of(exc)
+    message = error_message(exc)
     mro_names = {cls.__name__ for cls in type(exc).__mro__}
     if isinstance(exc, errors.FatalError) or mro_names & set(policy.get("non_retryable", [])):
         return StepRecord("activity", name, None, {
@@ -75,4 +101,4 @@ def run_attempt(fn: Callable[..., Any] | None, payload: dict[str, Any]) -> Any:
     try:
         return normalized(value, f"the result of activity {payload['name']!r}")
     except (TypeError, ValueError) as exc:
-        raise errors.FatalError(str(exc), type(exc).__name__) from None
+        raise errors.FatalError(error_message(exc), type(exc).__name__) from None

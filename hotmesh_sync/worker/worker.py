@@ -11,6 +11,7 @@ NOTIFY for their queue, the next timer, or a slow safety poll.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import socket
@@ -18,29 +19,59 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from psycopg_pool import ConnectionPool
 
+from .. import errors
+from ..log import get_logger
+from ..names import check_name
+from ..records import describe_error
+from ..settings import Settings
 from ..store.store import StepRecord, Store, Tx, purge
+from ..store.transient import is_transient
+from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table, find_activity, register_activities
-from .activation import LeasedActivity, Scheduler, activate, record_and_activate
+from .activation import LeasedActivity, Scheduler, activate, fail_run, record_and_activate
 from .activity_runner import classify_failure, run_attempt, success
 
 if TYPE_CHECKING:
     from ..memflow import MemFlow
 
-_log = structlog.get_logger("hotmesh_sync.worker")
+_log = get_logger("hotmesh_sync.worker")
 
 #: A leased activity task claimed this many times more than its attempts is
 #: taken to kill its worker each time, and is failed instead of retried
 #: ($HOTMESH_MAX_RECOVERIES overrides it for a process).
-MAX_RECOVERIES = 3
+MAX_RECOVERIES = Settings.max_recoveries
 #: Seconds before a task whose processing failed in the database is tried again.
 TASK_RETRY_DELAY = 5.0
 #: Seconds an activity's lease lasts unless its worker extends it.
-DEFAULT_LEASE = 60.0
+DEFAULT_LEASE = Settings.lease_seconds
+
+
+class TaskFailed(Exception):
+    """Processing the claimed task ``task_id`` failed (not a transient fault).
+
+    Raised out of the claim transaction, so the task id of the attempt that
+    failed (not of an earlier, retried one) reaches ``_set_aside``."""
+
+    def __init__(self, task_id: int, cause: Exception) -> None:
+        super().__init__(describe_error(cause))
+        self.task_id = task_id
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """What one claim transaction did: the task it claimed (if any), whether
+    more were ready, seconds until the next one is due, activities leased."""
+
+    task_id: int | None = None
+    more: bool = False
+    next_due: float | None = None
+    leased: list[LeasedActivity] = field(default_factory=list)
 
 
 class Worker:
@@ -66,28 +97,39 @@ class Worker:
             raise ValueError("max_tasks must be at least 1")
         if not task_queue:
             raise ValueError("a worker needs a task_queue")
-        self.task_queue = task_queue
+        self.task_queue = check_name(task_queue, "task_queue")
         self.workflows = as_table(workflows)
+        for name, fn in self.workflows.items():
+            check_name(name, "workflow name")
+            if inspect.iscoroutinefunction(fn):
+                raise TypeError(
+                    f"workflow {name!r} is an 'async def' function: workflows are plain "
+                    "functions (make the awaited work an activity; activities may be async)")
         self.activities = as_table(activities)
+        for name in self.activities:
+            check_name(name, "activity name")
         register_activities(self.activities)
         self.concurrency = concurrency
+        self.settings = Settings.from_env()
         # A short lease recovers a dead worker's activities sooner; a long one
         # costs fewer heartbeats. $HOTMESH_LEASE_SECONDS sets it for a process.
-        self.lease = float(lease if lease is not None
-                           else os.environ.get("HOTMESH_LEASE_SECONDS", DEFAULT_LEASE))
+        self.lease = float(lease if lease is not None else self.settings.lease_seconds)
         if self.lease <= 0:
             raise ValueError("lease must be positive")
-        self.max_recoveries = int(os.environ.get("HOTMESH_MAX_RECOVERIES", MAX_RECOVERIES))
+        self.max_recoveries = self.settings.max_recoveries
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._memflow = memflow
         self._pool: ConnectionPool[Any] = ConnectionPool(
             memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
-            kwargs={"autocommit": True}, name=f"hotmesh-pool-{task_queue}")
+            kwargs={"autocommit": True}, name=f"hotmesh-pool-{task_queue}",
+            configure=self._configure_connection)
         self._store = Store(self._pool, memflow.schema)
-        self._scheduler = Scheduler(self.worker_id, task_queue, self.lease,
-                                    may_lease=self._may_lease)
+        self._scheduler = Scheduler(
+            self.worker_id, task_queue, self.lease, may_lease=self._may_lease,
+            limits=ActivationLimits(self.settings.max_activation_steps,
+                                    self.settings.max_activation_seconds))
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._wakes = 0
@@ -133,10 +175,22 @@ class Worker:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming; let in-flight work finish, or hand it back after ``timeout``."""
+    def _configure_connection(self, conn: Any) -> None:
+        # Workflow code that spins without making a durable call cannot be
+        # stopped from outside its thread, but its transaction can: the
+        # server ends a session left idle in a transaction past the
+        # activation limit, which releases every lock the activation held.
+        idle_ms = int((self.settings.max_activation_seconds + 5.0) * 1000)
+        conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+
+    def stop(self, timeout: float = 30.0) -> list[str]:
+        """Stop claiming; let in-flight work finish, or hand it back after ``timeout``.
+
+        Returns the names of threads that were still running at the end (an
+        activity or a workflow that ignores every limit): empty when all stopped.
+        """
         if self._stopping.is_set():
-            return
+            return [t.name for t in self._threads if t.is_alive()]
         self._stopping.set()
         self._memflow.listener.unwatch_queue(self.task_queue, self._notified)
         with self._wake:
@@ -151,7 +205,11 @@ class Worker:
                                            {"worker": self.worker_id}).rowcount)
             self._log.warning("worker_handed_back", tasks=handed_back, threads=len(stuck))
         self._pool.close(timeout=5.0)
+        still = [t.name for t in self._threads if t.is_alive()]
+        if still:
+            self._log.warning("worker_threads_not_stopped", threads=still)
         self._log.info("worker_stopped")
+        return still
 
     def run(self) -> None:
         """Run until SIGINT or SIGTERM, then stop gracefully."""
@@ -202,7 +260,7 @@ class Worker:
                 did_work, next_due = self._counted_claim()
             except Exception as exc:  # a thread must outlive any one failure
                 with contextlib.suppress(Exception):  # nor may a broken log sink
-                    self._log.error("worker_loop_error", error=repr(exc))
+                    self._log.error("worker_loop_error", error=describe_error(exc))
                 self._stopping.wait(1.0)
                 continue
             if not did_work:
@@ -236,9 +294,10 @@ class Worker:
 
     def _claim_once(self) -> tuple[bool, float | None]:
         """Claim and do one task; (did work, seconds until the next due task)."""
-        outcome: dict[str, Any] = {}
 
-        def work(tx: Tx) -> list[LeasedActivity]:
+        def work(tx: Tx) -> ClaimOutcome:
+            # Everything it reports comes from this attempt: a transaction
+            # retried after a transient fault starts from nothing.
             with self._inflight_lock:
                 idle = not self._inflight and not self._quarantined.is_set()
             row = tx.conn.execute(tx.sql("claim_task"), {
@@ -248,24 +307,28 @@ class Worker:
             if row is None:
                 due = tx.conn.execute(tx.sql("next_due"),
                                       {"task_queue": self.task_queue}).fetchone()
-                outcome["next_due"] = None if due is None or due[0] is None else float(due[0])
-                return []
-            outcome["claimed"] = True
-            outcome["task_id"] = row[0]
-            outcome["more"] = row[-1]
-            return self._do_task(tx, *row[:-1])
+                return ClaimOutcome(
+                    next_due=None if due is None or due[0] is None else float(due[0]))
+            try:
+                leased = self._do_task(tx, *row[:-1])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise TaskFailed(int(row[0]), exc) from exc
+            return ClaimOutcome(task_id=int(row[0]), more=bool(row[-1]), leased=leased)
 
         try:
-            leased = self._store.run(work)
+            outcome = self._store.run(work)
         except BaseException as exc:
             self._leave_quarantine_unused([])
-            if isinstance(exc, Exception) and "task_id" in outcome:
-                self._set_aside(outcome["task_id"], exc)
+            if isinstance(exc, TaskFailed):
+                self._set_aside(exc.task_id, exc.cause)
             raise
+        leased = outcome.leased
         self._leave_quarantine_unused(leased)
-        if not outcome.get("claimed"):
-            return False, outcome.get("next_due")
-        if outcome.get("more"):
+        if outcome.task_id is None:
+            return False, outcome.next_due
+        if outcome.more:
             self._notified_one_more()
         while leased:
             leased = self._perform_activity(leased[0]) + leased[1:]
@@ -273,13 +336,36 @@ class Worker:
 
     def _set_aside(self, task_id: int, exc: Exception) -> None:
         """Postpone a task whose processing failed in the database, so that a
-        broken task (or schema) costs a retry every few seconds, not a hot loop."""
-        self._log.error("task_failed", task_id=task_id, error=repr(exc))
+        broken task (or schema) costs a retry every few seconds, not a hot loop.
+
+        The failures are counted in the task's row: past
+        ``HOTMESH_MAX_TASK_FAILURES`` the workflow fails with 598 StoreError,
+        so nothing stays pending forever.
+        """
+        reason = describe_error(exc)
+        self._log.error("task_failed", task_id=task_id, error=reason)
         try:
-            self._store.run(lambda tx: tx.conn.execute(
-                tx.sql("postpone_task"), {"id": task_id, "delay": TASK_RETRY_DELAY}))
+            failed = self._store.run(lambda tx: tx.fail_task(task_id, TASK_RETRY_DELAY))
         except Exception as again:
-            self._log.error("task_set_aside_failed", task_id=task_id, error=repr(again))
+            self._log.error("task_set_aside_failed", task_id=task_id,
+                            error=describe_error(again))
+            return
+        if failed is None or failed.failures < self.settings.max_task_failures:
+            return
+        error = errors.StoreError(
+            f"{failed.kind} task of step {failed.step_key or '-'} failed in the database "
+            f"{failed.failures} times (HOTMESH_MAX_TASK_FAILURES); last error: {reason}")
+        self._log.error("task_given_up", task_id=task_id, workflow_id=failed.job_id,
+                        failures=failed.failures)
+        try:
+            self._store.run(lambda tx: fail_run(tx, failed.job_id, failed.run_id, error,
+                                                task_id))
+        except Exception as again:
+            # Even failing the workflow failed: end it with a record that holds
+            # nothing of the user's, which the database cannot refuse.
+            self._log.error("task_fail_run_failed", task_id=task_id,
+                            error=describe_error(again))
+            self._store.run(lambda tx: tx.abandon_job(failed.job_id, task_id))
 
     def _notified_one_more(self) -> None:
         # One NOTIFY may stand for many tasks: after a claim that saw more
@@ -296,6 +382,11 @@ class Worker:
             tx.conn.execute(tx.sql("take_run_tasks"),
                             {"job_id": job_id, "run_id": run_id, "id": task_id})
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
+        if kind == "interrupt":
+            # Recorded while an activation held the run: it takes effect now.
+            tx.delete_task(task_id)
+            tx.interrupt(job_id, payload["error"], bool(payload.get("descend")))
+            return []
         assert step_key is not None
         if kind == "timer":
             if "sleep" in payload:
@@ -365,7 +456,7 @@ class Worker:
             self._inflight[task.task_id] = time.monotonic()
         try:
             value = run_attempt(fn, task.payload)
-        except Exception as exc:
+        except Exception as exc:  # whatever the activity raised, stored by classify_failure
             return self._activity_failed(task, exc, log)
         finally:
             with self._inflight_lock:
@@ -380,7 +471,17 @@ class Worker:
                                        success(name, value), self.workflows, self._scheduler,
                                        task.task_id)
 
-        return self._store.run(record)
+        return self._record_outcome(task, record)
+
+    def _record_outcome(self, task: LeasedActivity,
+                        record: Callable[[Tx], list[LeasedActivity]]) -> list[LeasedActivity]:
+        """Record an activity's outcome; a failure to do so counts against the
+        task (``_set_aside``) instead of leaving it leased until its lease ends."""
+        try:
+            return self._store.run(record)
+        except Exception as exc:
+            self._set_aside(task.task_id, exc)
+            return []
 
     def _activity_failed(self, task: LeasedActivity, exc: Exception,
                          log: Any) -> list[LeasedActivity]:
@@ -388,7 +489,7 @@ class Worker:
         if final is None:
             retry_payload = dict(task.payload, attempt=int(task.payload["attempt"]) + 1)
             log.warning("activity_retrying", attempt=task.payload["attempt"], delay=delay,
-                        error=repr(exc))
+                        error=describe_error(exc))
 
             def retry(tx: Tx) -> list[LeasedActivity]:
                 tx.conn.execute(tx.sql("retry_task"), {"id": task.task_id, "delay": delay,
@@ -397,7 +498,7 @@ class Worker:
                                                        "task_queue": self.task_queue})
                 return []
 
-            return self._store.run(retry)
+            return self._record_outcome(task, retry)
         log.warning("activity_failed", error_type=(final.error or {}).get("error_type"),
                     final=(final.error or {}).get("type"))
 
@@ -405,7 +506,7 @@ class Worker:
             return record_and_activate(tx, task.job_id, task.run_id, task.step_key, final,
                                        self.workflows, self._scheduler, task.task_id)
 
-        return self._store.run(record)
+        return self._record_outcome(task, record)
 
     def _heartbeat_loop(self) -> None:
         """Extend the leases of running activities while this worker lives."""
@@ -422,7 +523,7 @@ class Worker:
             try:
                 self._store.run(extend)
             except Exception as exc:
-                self._log.error("heartbeat_failed", error=repr(exc))
+                self._log.error("heartbeat_failed", error=describe_error(exc))
 
 
     def _maintenance_loop(self) -> None:
@@ -433,7 +534,7 @@ class Worker:
                 if removed:
                     self._log.info("expired_workflows_purged", count=removed)
             except Exception as exc:
-                self._log.error("maintenance_failed", error=repr(exc))
+                self._log.error("maintenance_failed", error=describe_error(exc))
 
 
 def tx_jsonb(value: Any) -> Any:

@@ -20,6 +20,8 @@ from .. import errors
 from ..durations import Duration, to_seconds
 from ..entity import Entity
 from ..jsonvalue import normalized
+from ..names import check_name
+from ..records import safe_text
 from ..retry import RetryPolicy
 from ..store.store import StepRecord
 from .activities import ActivityProxy, proxy_activities
@@ -58,20 +60,31 @@ def _inline(ctx: RunContext, key: str, kind: str, name: str,
     """Do a durable call's work now and record it in the same transaction.
 
     A library error (a taken child id, a bad entity path) is recorded too, so
-    that every replay raises it again at the same position.
+    that every replay raises it again at the same position. Any other failure
+    may have left the work done without its step (an UPDATE whose result
+    cannot be recorded): the activation is poisoned, so its transaction rolls
+    back whatever the workflow code does with the error.
     """
     try:
         result = action()
     except errors.HotMeshError as exc:
         _record(ctx, key, kind, name, None, error_record(exc))
         raise
-    _record(ctx, key, kind, name, result)
+    except BaseException as exc:
+        ctx.poisoned = ctx.poisoned or exc
+        raise
+    try:
+        _record(ctx, key, kind, name, result)
+    except BaseException as exc:
+        ctx.poisoned = ctx.poisoned or exc
+        raise
     return result
 
 
 def _derived_id(ctx: RunContext, key: str, prefix: str) -> str:
     digest = hashlib.sha256(f"{ctx.job_id}\x00{ctx.run_id}\x00{ctx.attempt}\x00{key}".encode())
-    return f"{prefix}{digest.hexdigest()[:20]}"
+    # Cut a long prefix (a long parent id) so the id stays a valid name.
+    return f"{prefix[:480]}{digest.hexdigest()[:20]}"
 
 
 def sleep_for(duration: Duration) -> int:
@@ -81,7 +94,7 @@ def sleep_for(duration: Duration) -> int:
     key, record = ctx.step("sleep", "sleep")
     if record is not None:
         return int(_replay(record))
-    raise Suspension([Pending("sleep", key, {"seconds": seconds})])
+    ctx.suspend([Pending("sleep", key, {"seconds": seconds})])
 
 
 def wait_for(signal_id: str, timeout: Duration | None = None) -> Any:
@@ -91,7 +104,7 @@ def wait_for(signal_id: str, timeout: Duration | None = None) -> Any:
     ``timeout`` that passes first, returns None.
     """
     ctx = current()
-    _check_name(signal_id, "signal id")
+    check_name(signal_id, "signal id")
     seconds = None if timeout is None else to_seconds(timeout)
     key, record = ctx.step("wait", signal_id)
     if record is not None:
@@ -100,13 +113,13 @@ def wait_for(signal_id: str, timeout: Duration | None = None) -> Any:
     if found:
         _record(ctx, key, "wait", signal_id, data)
         return data
-    raise Suspension([Pending("wait", key, {"signal_id": signal_id, "timeout": seconds})])
+    ctx.suspend([Pending("wait", key, {"signal_id": signal_id, "timeout": seconds})])
 
 
 def signal(signal_id: str, data: Any = None) -> None:
     """Send a signal to waiters in this workflow (the coordinator or a hook)."""
     ctx = current()
-    _check_name(signal_id, "signal id")
+    check_name(signal_id, "signal id")
     value = normalized(data, "signal data")
     key, record = ctx.step("signal", signal_id)
     if record is not None:
@@ -145,6 +158,7 @@ def start_child(workflow_name: str | Callable[..., Any], args: Sequence[Any] | N
                 search: Mapping[str, Any] | None = None) -> str:
     """Start a child workflow and return its id without waiting for it."""
     ctx = current()
+    _check_child(workflow_name, task_queue, workflow_id, entity)
     key, record = ctx.step("child_start", name_of(workflow_name))
     if record is not None:
         return str(_replay(record))
@@ -160,7 +174,7 @@ def exec_child(workflow_name: str | Callable[..., Any], args: Sequence[Any] | No
                search: Mapping[str, Any] | None = None) -> Any:
     """Run a child workflow and return its result (WorkflowFailedError if it fails)."""
     ctx = current()
-    name = name_of(workflow_name)
+    name = _check_child(workflow_name, task_queue, workflow_id, entity)
     start_key, started = ctx.step("child_start", name)
     result_key, finished = ctx.step("child_result", "child")
     if started is None:
@@ -171,7 +185,7 @@ def exec_child(workflow_name: str | Callable[..., Any], args: Sequence[Any] | No
         _replay(started)
     if finished is not None:
         return _replay(finished)
-    raise Suspension([Pending("child", result_key, {})])
+    ctx.suspend([Pending("child", result_key, {})])
 
 
 def _start_hook(ctx: RunContext, workflow_name: str | Callable[..., Any],
@@ -182,7 +196,13 @@ def _start_hook(ctx: RunContext, workflow_name: str | Callable[..., Any],
 
     An awaited hook without a signal id signals ``<hook run id>-done``.
     """
-    name = name_of(workflow_name)
+    name = check_name(name_of(workflow_name), "hook workflow_name")
+    if task_queue is not None:
+        check_name(task_queue, "task_queue")
+    if workflow_id is not None:
+        check_name(workflow_id, "workflow_id")
+    if signal_id is not None:
+        check_name(signal_id, "signal id")
     key, record = ctx.step("hook", name)
     if record is not None:
         started = _replay(record)
@@ -229,8 +249,6 @@ def exec_hook(workflow_name: str | Callable[..., Any], args: Sequence[Any] | Non
     without sending that signal, its return value is sent as the signal.
     """
     ctx = current()
-    if signal_id is not None:
-        _check_name(signal_id, "signal id")
     _, sig = _start_hook(ctx, workflow_name, args, task_queue, None, signal_id, True)
     assert sig is not None
     return _hook_result(wait_for(sig))
@@ -267,8 +285,18 @@ def all(*branches: Callable[[], Any]) -> list[Any]:  # noqa: A001 - the API's na
             except Suspension as suspension:
                 pending.extend(suspension.pending)
                 results.append(None)
+            except BaseException:
+                if ctx.suspension is not None:  # swallowed, then replaced by another error
+                    ctx.fail(errors.NonDeterminismError(ctx.swallowed_message()))
+                raise
+            else:
+                if ctx.suspension is not None:  # the branch swallowed its suspension
+                    ctx.fail(errors.NonDeterminismError(ctx.swallowed_message()))
+            finally:
+                # Each branch may suspend on its own calls; the next one runs regardless.
+                ctx.suspension = None
     if pending:
-        raise Suspension(pending)
+        ctx.suspend(pending)
     return results
 
 
@@ -316,6 +344,9 @@ def info() -> RunInfo:
 def interrupt(workflow_id: str, reason: str | None = None) -> None:
     """Interrupt (cancel) another workflow."""
     ctx = current()
+    check_name(workflow_id, "workflow_id")
+    if reason is not None:
+        reason = safe_text(str(reason))
     key, record = ctx.step("interrupt", workflow_id)
     if record is not None:
         _replay(record)
@@ -324,6 +355,12 @@ def interrupt(workflow_id: str, reason: str | None = None) -> None:
             lambda: ctx.session.interrupt(workflow_id, reason))
 
 
-def _check_name(value: str, what: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"a {what} must be a non-empty string")
+def _check_child(workflow_name: str | Callable[..., Any], task_queue: str | None,
+                 workflow_id: str | None, entity: str | None) -> str:
+    """Check a child's names before it takes a position; its workflow name."""
+    name = check_name(name_of(workflow_name), "child workflow_name")
+    for value, what in ((task_queue, "task_queue"), (workflow_id, "workflow_id"),
+                        (entity, "entity")):
+        if value is not None:
+            check_name(value, what)
+    return name

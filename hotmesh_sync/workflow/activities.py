@@ -8,10 +8,11 @@ from typing import Any
 
 from ..durations import Duration, to_seconds
 from ..jsonvalue import normalized
+from ..names import check_name
 from ..retry import RetryPolicy
 from .context import current, rebuild_error
 from .registry import as_table, ref_of, register_activities
-from .suspension import Pending, Suspension
+from .suspension import Pending
 
 
 class ActivityProxy:
@@ -41,6 +42,7 @@ class ActivityProxy:
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run activity ``name`` durably: once, recorded, replayed."""
         ctx = current()
+        check_name(name, "activity name")
         key, record = ctx.step("activity", name)
         if record is not None:
             if record.error is not None:
@@ -56,7 +58,7 @@ class ActivityProxy:
             "timeout": self._timeout,
             "task_queue": self._task_queue or ctx.task_queue,
         }
-        raise Suspension([Pending("activity", key, payload)])
+        ctx.suspend([Pending("activity", key, payload)])
 
 
 def proxy_activities(
@@ -72,6 +74,10 @@ def proxy_activities(
     worker that runs the workflow can run its activities too.
     """
     table = as_table(activities)
+    for name in table:
+        check_name(name, "activity name")
+    if task_queue is not None:
+        check_name(task_queue, "task_queue")
     register_activities(table)
     return ActivityProxy(
         {name: ref_of(fn) for name, fn in table.items()},

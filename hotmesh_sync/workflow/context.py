@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .. import errors
+from ..records import error_message, error_type_of
 from ..store.store import StepRecord
+from .suspension import Pending, Suspension
 
 #: Signal data that tells an exec_hook its hook failed instead of signalling.
 HOOK_ERROR_KEY = "$hotmesh_hook_error"
@@ -63,9 +67,25 @@ class RunInfo:
     run_id: str = ""
 
 
+@dataclass(frozen=True)
+class ActivationLimits:
+    """How much one activation may do before it fails (API.md §10)."""
+
+    max_steps: int = 10_000
+    max_seconds: float = 60.0
+
+
 @dataclass
 class RunContext:
-    """One activation: identity, loaded history, and where the code is now."""
+    """One activation: identity, loaded history, and where the code is now.
+
+    ``suspension`` is set once a durable call has suspended this activation:
+    from then on every durable call re-raises it (cleanup code in ``finally``
+    must not schedule or record anything out of order), and a run that ends
+    any other way has swallowed it. ``poisoned`` is set when work done inside
+    the activation's transaction could not be recorded with its step: the
+    transaction must then roll back whatever the workflow code does next.
+    """
 
     job_id: str
     run_id: str
@@ -78,13 +98,20 @@ class RunContext:
     scope: str = ""
     counters: dict[str, int] = field(default_factory=dict)
     seen_recorded: int = 0
-    broken: errors.NonDeterminismError | None = None
+    broken: errors.HotMeshError | None = None
+    limits: ActivationLimits = field(default_factory=ActivationLimits)
+    suspension: Suspension | None = None
+    poisoned: BaseException | None = None
+    new_calls: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def is_hook(self) -> bool:
         return self.run_id != ""
 
     def next_key(self) -> str:
+        if self.suspension is not None:
+            self._after_suspension()
         n = self.counters.get(self.scope, 0)
         self.counters[self.scope] = n + 1
         return f"{self.scope}.{n}" if self.scope else str(n)
@@ -107,7 +134,49 @@ class RunContext:
                 )
                 self.broken = exc
                 raise exc
+        else:
+            self._count_new_call(key)
         return key, record
+
+    def suspend(self, pending: list[Pending]) -> NoReturn:
+        """Suspend this activation on ``pending`` calls."""
+        self.suspension = Suspension(pending)
+        raise self.suspension
+
+    def _after_suspension(self) -> NoReturn:
+        """A durable call made after the activation suspended.
+
+        In cleanup code (a ``finally``, an ``except BaseException``, a ``with``
+        exit) the suspension is still being handled: raise it again, so
+        nothing runs out of order. Anywhere else the code caught it and went
+        on as if the call had returned: that can never replay correctly.
+        """
+        assert self.suspension is not None
+        if _handling(self.suspension):
+            raise self.suspension
+        self.fail(errors.NonDeterminismError(self.swallowed_message()))
+
+    def swallowed_message(self) -> str:
+        return (f"{self.workflow_name!r} (workflow {self.job_id!r}) caught the suspension of a "
+                "durable call (an 'except BaseException' or a 'finally' that returns) and went "
+                "on: durable calls must be free to suspend the run")
+
+    def fail(self, exc: errors.HotMeshError) -> NoReturn:
+        """Raise ``exc`` and keep it: catching it cannot save this activation."""
+        self.broken = exc
+        raise exc
+
+    def _count_new_call(self, key: str) -> None:
+        self.new_calls += 1
+        if self.new_calls > self.limits.max_steps:
+            self.fail(errors.ActivationLimitError(
+                f"one activation of {self.workflow_name!r} (workflow {self.job_id!r}) made more "
+                f"than {self.limits.max_steps} new durable calls (HOTMESH_MAX_ACTIVATION_STEPS);"
+                f" the last at position {key}"))
+        if time.monotonic() - self.started > self.limits.max_seconds:
+            self.fail(errors.ActivationLimitError(
+                f"one activation of {self.workflow_name!r} (workflow {self.job_id!r}) ran longer "
+                f"than {self.limits.max_seconds:g}s (HOTMESH_MAX_ACTIVATION_SECONDS)"))
 
     def remember(self, key: str, record: StepRecord) -> None:
         """Add a step recorded during this activation to the history."""
@@ -167,12 +236,23 @@ def activated(ctx: RunContext) -> Iterator[RunContext]:
         _current.reset(token)
 
 
+def _handling(suspension: Suspension) -> bool:
+    """True while ``suspension`` is the exception being handled (or its cause)."""
+    exc = sys.exc_info()[1]
+    seen = 0
+    while exc is not None and seen < 100:
+        if exc is suspension:
+            return True
+        exc, seen = exc.__context__, seen + 1
+    return False
+
+
 def error_record(exc: BaseException) -> dict[str, Any]:
     """The durable form of an error raised by a durable call."""
     record: dict[str, Any] = {
         "type": type(exc).__name__,
-        "error_type": getattr(exc, "error_type", type(exc).__name__),
-        "message": getattr(exc, "message", str(exc)),
+        "error_type": error_type_of(exc),
+        "message": error_message(exc),
     }
     code = getattr(exc, "code", None)
     if isinstance(code, int):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
-import structlog
 from e2e_support import Cli, WorkerProcess, cli_env, drop_schema, parsed, wait_until
 
 from hotmesh_sync import cli as cli_module
@@ -149,7 +150,8 @@ def in_process(pg_dsn: str, module_app_id: str,
     """``cli.main()`` called in this process (fast, for the many refusal cases):
     returns (exit status, stdout, stderr)."""
 
-    saved = structlog.get_config()
+    logger = logging.getLogger("hotmesh_sync")
+    saved = (logger.level, list(logger.handlers))
 
     def run(*args: str) -> tuple[int, str, str]:
         status = cli_module.main([*args, "--dsn", pg_dsn, "--app-id", module_app_id])
@@ -157,9 +159,10 @@ def in_process(pg_dsn: str, module_app_id: str,
         return status, out, err
 
     yield run
-    # main() pointed logging at this test's captured stderr; later tests' worker
-    # threads must not log into that closed stream.
-    structlog.configure(**saved)
+    # main() configured the hotmesh_sync logger (level, a stderr handler): undo that
+    # for the tests that follow in this process.
+    logger.setLevel(saved[0])
+    logger.handlers[:] = saved[1]
 
 
 def test_unknown_workflow_exits_2(cli: Cli) -> None:
@@ -223,6 +226,32 @@ def test_unreachable_database_exits_2(cli: Cli) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("hotmesh-sync: cannot connect to PostgreSQL")
     assert done.stderr.count("\n") == 1
+
+
+PSYCOPG_ERRORS = {name for name in dir(psycopg.errors)
+                  if isinstance(getattr(psycopg.errors, name), type)}
+
+
+@pytest.mark.parametrize(("args", "dsn", "app_id", "reason"), [
+    (["ls", "--limit", "-1"], None, None, "--limit"),
+    (["ls", "--limit", "100000000000000000000"], None, None, ""),
+    (["ls"], "host=127.0.0.1 port=notaport", None, "port"),
+    (["ls"], "nonsense===", None, "nonsense"),
+    (["ls"], "postgresql://someone:s3cret@[::1", None, ""),
+    (["ls"], None, "pg_x", "pg_x"),
+    (["migrate"], None, "pg_x", "pg_x"),
+], ids=["negative-limit", "huge-limit", "bad-port", "unparsable-dsn", "unparsable-uri",
+        "reserved-app-id", "reserved-app-id-migrate"])
+def test_bad_input_exits_2_without_a_database_error(
+        cli: Cli, args: list[str], dsn: str | None, app_id: str | None, reason: str) -> None:
+    """A malformed DSN, a value PostgreSQL refuses or a schema name it keeps: exit 2 and
+    one line that names the problem, never a psycopg exception (nor a password)."""
+    done = cli(*args, dsn=dsn, app_id=app_id)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith("hotmesh-sync: ") and done.stderr.count("\n") == 1
+    assert reason in done.stderr
+    assert not any(f"{name}:" in done.stderr for name in PSYCOPG_ERRORS), done.stderr
+    assert "s3cret" not in done.stderr
 
 
 def test_migrate_and_purge(cli: Cli, pg_dsn: str) -> None:

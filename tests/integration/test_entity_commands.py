@@ -123,12 +123,15 @@ def test_writing_commands_create_missing_parents(entity: Entity) -> None:
 
 
 def test_absent_means_missing_or_null(entity: Entity) -> None:
-    """increment starts at 0, toggle from false, append from [] on a null value too."""
-    entity.set({"n": None, "t": None, "l": None, "s": None})
+    """increment starts at 0, toggle from false, append from [] on a null value too;
+    set_if_not_exists keeps a null (a value), but fills a path through one."""
+    entity.set({"n": None, "t": None, "l": None, "s": None, "p": None})
     assert entity.increment("n", 5) == 5
     assert entity.toggle("t") is True
     assert entity.append("l", "x") == ["x"]
-    assert entity.set_if_not_exists("s", 1) == 1
+    assert entity.set_if_not_exists("s", 1) is None
+    assert entity.set_if_not_exists("p.q", 1) == 1
+    assert entity.get() == {"n": 5, "t": True, "l": ["x"], "s": None, "p": {"q": 1}}
 
 
 def test_list_paths_reach_keys_with_dots(entity: Entity) -> None:
@@ -146,10 +149,15 @@ def test_integer_segments_index_arrays_and_only_arrays(entity: Entity) -> None:
     assert entity.increment("items.1.n") == 3
     assert entity.increment("map.0.n") == 6
     assert entity.set_if_not_exists("items.0.tag", "t") == "t"
-    assert entity.set_if_not_exists("items.2", "filled") == "filled"
+    assert entity.set_if_not_exists("items.2", "kept") is None
+    assert entity.set_if_not_exists("items.2.deeper", "filled") == "filled"
     assert entity.toggle(["items", 0, "flag"]) is True
-    assert entity.get("items") == [{"n": 1, "tag": "t", "flag": True}, {"n": 3}, "filled"]
-    assert entity.delete("items.0") == {"items": [{"n": 3}, "filled"], "map": {"0": {"n": 6}}}
+    assert entity.get("items") == [
+        {"n": 1, "tag": "t", "flag": True}, {"n": 3}, {"deeper": "filled"}
+    ]
+    assert entity.delete("items.0") == {
+        "items": [{"n": 3}, {"deeper": "filled"}], "map": {"0": {"n": 6}}
+    }
 
 
 @pytest.mark.parametrize(

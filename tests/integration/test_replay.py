@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from hotmesh_sync import MemFlow, errors, workflow
+from hotmesh_sync.logging_setup import event_of
+
+
+@contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """The library's log events (debug too) while the block runs, as dicts with ``event``
+    and the event's fields (they are stdlib logging records of the hotmesh_sync loggers)."""
+    events: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(event_of(record))
+
+    logger, handler = logging.getLogger("hotmesh_sync"), Collect()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield events
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
 
 version = {"current": 1}
 runs: dict[str, int] = {}

@@ -45,7 +45,8 @@ CASES: list[tuple[str, Any, dict[str, Any], dict[str, Any], Any]] = [
     ("toggle", "flags.new", {}, {**DOC, "flags": {"on": False, "new": True}}, True),
     ("set_if_not_exists", "name", {"value": "other"}, DOC, "agent"),
     ("set_if_not_exists", "a.b.c", {"value": 1}, {**DOC, "a": {"b": {"c": 1}}}, 1),
-    ("set_if_not_exists", "nothing", {"value": 1}, {**DOC, "nothing": 1}, 1),
+    ("set_if_not_exists", "nothing", {"value": 1}, DOC, None),  # null is a value: kept
+    ("set_if_not_exists", "nothing.x", {"value": 1}, {**DOC, "nothing": {"x": 1}}, 1),
     ("delete", "tags.0", {}, {**DOC, "tags": ["b"]}, {**DOC, "tags": ["b"]}),
     (
         "delete",

@@ -28,6 +28,7 @@ from flask.cli import AppGroup
 
 from ...durations import to_seconds
 from ...errors import ConfigurationError
+from ...logging_setup import configure_logging
 from ...memflow import MemFlow
 from .. import load_functions, migrate_schema, serve, wrap_activities
 
@@ -131,6 +132,8 @@ def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency
     specs = modules or tuple(config["HOTMESH_WORKFLOWS"])
     if not specs:
         raise click.UsageError("no workflows: set HOTMESH_WORKFLOWS or name modules")
+    # The worker's events on stderr, unless the app's logging configuration takes them.
+    configure_logging("info", if_unconfigured=True)
     try:
         functions = load_functions(specs)
         runtime = None if max_runtime is None else to_seconds(max_runtime)

@@ -286,13 +286,16 @@ WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind = 'signal' AND name =
 LIMIT 1
 
 -- name: purge_finished
+-- Ages are compared as seconds, never turned into intervals: an absurd
+-- expire_seconds in one row (1e300, Infinity, written by plain SQL) then
+-- just never expires instead of making every purge fail with an overflow.
 WITH doomed AS (
     SELECT id FROM {schema}.jobs
     WHERE status IN ('completed', 'failed', 'interrupted')
       AND ((%(older_than)s::float8 IS NOT NULL
-            AND completed_at < now() - make_interval(secs => %(older_than)s::float8))
+            AND extract(epoch FROM now() - completed_at) > %(older_than)s::float8)
            OR (expire_seconds IS NOT NULL
-               AND completed_at < now() - make_interval(secs => expire_seconds)))
+               AND extract(epoch FROM now() - completed_at) > expire_seconds))
     ORDER BY completed_at
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -311,3 +314,39 @@ WITH doomed AS (
 )
 DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
 RETURNING id
+
+-- name: fail_task
+-- Count one more failure of a task's processing and postpone it.
+UPDATE {schema}.tasks
+SET failures = failures + 1, run_at = now() + make_interval(secs => %(delay)s),
+    leased_by = NULL, lease_until = NULL
+WHERE id = %(id)s
+RETURNING failures, kind, job_id, run_id, step_key
+
+-- name: abandon_job
+-- The last resort for a workflow that cannot even be failed normally: an
+-- error record with nothing of the user's in it, and no work left.
+WITH gone_tasks AS (
+    DELETE FROM {schema}.tasks WHERE job_id = %(id)s OR id = %(task_id)s
+), gone_waits AS (
+    DELETE FROM {schema}.waits WHERE job_id = %(id)s
+), runs AS (
+    UPDATE {schema}.runs SET status = 'failed', updated_at = now()
+    WHERE job_id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
+)
+UPDATE {schema}.jobs
+SET status = 'failed', updated_at = now(), completed_at = now(),
+    error = jsonb_build_object('code', 598, 'error_type', 'StoreError',
+                               'type', 'WorkflowFailedError',
+                               'message', 'the workflow could not be processed or failed')
+WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
+
+-- name: insert_interrupt_task
+-- An interrupt asked for while an activation holds the workflow: a task the
+-- workflow's own workers carry out as soon as they can take its lock.
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, payload)
+SELECT task_queue, 'interrupt', id, '', %(payload)s
+FROM {schema}.jobs WHERE id = %(id)s
+
+-- name: set_lock_timeout
+SELECT set_config('lock_timeout', %(timeout)s, true)

@@ -78,7 +78,9 @@ CREATE TABLE {schema}.tasks (
     leased_by   text,
     lease_until timestamptz,
     claims      integer NOT NULL DEFAULT 0,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- Failures inside PostgreSQL; past HOTMESH_MAX_TASK_FAILURES the workflow fails.
+    failures    integer NOT NULL DEFAULT 0
 );
 CREATE INDEX tasks_queue_due_idx ON {schema}.tasks (task_queue, run_at);
 CREATE INDEX tasks_job_idx ON {schema}.tasks (job_id, run_id);
@@ -116,10 +118,14 @@ CREATE TABLE {schema}.history (
 );
 
 -- Wake workers when a task is ready, and result waiters when a job ends.
+-- A NOTIFY payload is limited to 8000 bytes: an over-long name is not announced
+-- (its waiters find out by their safety poll) rather than failing the write.
 CREATE FUNCTION {schema}.notify_task() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 't:' || NEW.task_queue);
+    IF octet_length(NEW.task_queue) < 7000 THEN
+        PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 't:' || NEW.task_queue);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -130,7 +136,9 @@ CREATE TRIGGER tasks_notify AFTER INSERT ON {schema}.tasks
 CREATE FUNCTION {schema}.notify_job() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 'd:' || NEW.id);
+    IF octet_length(NEW.id) < 7000 THEN
+        PERFORM pg_notify('hotmesh_' || TG_TABLE_SCHEMA, 'd:' || NEW.id);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -142,7 +150,8 @@ CREATE TRIGGER jobs_notify AFTER UPDATE OF status ON {schema}.jobs
 -- Entity commands: the durable JSON document in jobs.context. A path is a
 -- text[] of segments; a segment indexes an array only when the container is
 -- an array, and then only as a canonical non-negative integer. A missing key
--- and a JSON null both count as absent. Errors carry their own SQLSTATE so
+-- and a JSON null both count as absent (but set_if_not_exists keeps a null at
+-- its path). Errors carry their own SQLSTATE so
 -- clients can tell them apart: HM001 a value of the wrong type, HM002 a path
 -- that cannot be used (through a scalar, a bad or out-of-range array index).
 
@@ -264,7 +273,10 @@ $$;
 
 -- doc after one entity command. `arg` is the command's argument: the value
 -- (set, merge, append, prepend, set_if_not_exists), the index (remove) or the
--- amount (increment); toggle and delete take none.
+-- amount (increment); toggle and delete take none. An increment whose sum is
+-- beyond 1.7976931348623157e308 in magnitude (a double's range) is refused (HM001): a sum
+-- that large with a fraction reads back as infinity, which JSON cannot hold.
+-- set_if_not_exists keeps a JSON null at its path: null is a value there.
 CREATE FUNCTION {schema}.entity_apply(doc jsonb, command text, path text[], arg jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -273,6 +285,7 @@ DECLARE
     kind text;
     len integer;
     idx numeric;
+    total numeric;
 BEGIN
     IF command = 'set' OR command = 'merge' THEN
         IF jsonb_typeof(arg) IS DISTINCT FROM 'object' THEN
@@ -339,8 +352,13 @@ BEGIN
                 USING ERRCODE = 'HM001';
         END IF;
         -- numeric keeps the scale of its operands: integers stay integers.
-        RETURN {schema}.entity_put(doc, path,
-            to_jsonb(coalesce(target::numeric, 0) + arg::numeric));
+        total := coalesce(target::numeric, 0) + arg::numeric;
+        IF abs(total) > 1.7976931348623157e308 THEN
+            RAISE EXCEPTION 'cannot increment the number at %: the sum is beyond %',
+                array_to_string(path, '.'), '1.7976931348623157e308 in magnitude'
+                USING ERRCODE = 'HM001';
+        END IF;
+        RETURN {schema}.entity_put(doc, path, to_jsonb(total));
     WHEN 'toggle' THEN
         IF kind IS DISTINCT FROM 'boolean' AND target IS NOT NULL THEN
             RAISE EXCEPTION 'cannot toggle a % at %', kind, array_to_string(path, '.')
@@ -348,7 +366,9 @@ BEGIN
         END IF;
         RETURN {schema}.entity_put(doc, path, to_jsonb(NOT coalesce(target::boolean, false)));
     WHEN 'set_if_not_exists' THEN
-        IF target IS NOT NULL THEN
+        -- A null at the path itself is kept (entity_locate calls it absent);
+        -- a null on the way there is absent, and becomes an object.
+        IF target IS NOT NULL OR {schema}.entity_get(doc, path) = 'null'::jsonb THEN
             RETURN doc;
         END IF;
         RETURN {schema}.entity_put(doc, path, arg);
@@ -371,3 +391,24 @@ EXCEPTION WHEN SQLSTATE 'HM001' OR SQLSTATE 'HM002' THEN
     RETURN jsonb_build_object('refused', SQLSTATE, 'message', SQLERRM);
 END
 $$;
+
+-- A document edited with plain SQL (UPDATE jobs SET context = ...) gets a
+-- version of its own, recorded as a patch that replaces the whole document,
+-- so the history still rebuilds it. Entity commands change the version
+-- themselves and record their own patch: the trigger leaves them alone.
+CREATE FUNCTION {schema}.jobs_context_edited() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.version := OLD.version + 1;
+    INSERT INTO {schema}.history (job_id, version, patch)
+    VALUES (NEW.id, NEW.version,
+            jsonb_build_array(jsonb_build_object(
+                'op', 'replace', 'path', '', 'value', NEW.context)))
+    ON CONFLICT (job_id, version) DO UPDATE SET patch = EXCLUDED.patch, at = EXCLUDED.at;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER jobs_context_edited BEFORE UPDATE OF context ON {schema}.jobs
+    FOR EACH ROW WHEN (OLD.version IS NOT DISTINCT FROM NEW.version
+                       AND OLD.context::text IS DISTINCT FROM NEW.context::text)
+    EXECUTE FUNCTION {schema}.jobs_context_edited();

@@ -14,6 +14,7 @@ from hotmesh_sync.contrib.django import get_memflow
 from hotmesh_sync.contrib.django.conf import load_settings
 from hotmesh_sync.durations import to_seconds
 from hotmesh_sync.errors import ConfigurationError
+from hotmesh_sync.logging_setup import configure_logging
 
 
 @contextmanager
@@ -51,6 +52,8 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
         specs = options["modules"] or conf.workflows
         if not specs:
             raise CommandError("no workflows: set settings.HOTMESH['WORKFLOWS'] or name modules")
+        # The worker's events on stderr, unless settings.LOGGING takes them.
+        configure_logging("info", if_unconfigured=True)
         try:
             functions = load_functions(specs)
             max_runtime = (None if options["max_runtime"] is None
