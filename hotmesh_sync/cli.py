@@ -22,11 +22,11 @@ from typing import Any, NoReturn
 import psycopg
 
 from . import __version__, errors
-from .contrib import load_functions, migrate_schema, serve
 from .durations import to_seconds
 from .log import get_logger
 from .logging_setup import LEVELS, configure_logging
 from .memflow import MemFlow
+from .serving import load_functions, migrate_schema, serve
 
 PROG = "hotmesh-sync"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -13,6 +13,7 @@ from .jsonvalue import normalized
 from .log import get_logger
 from .names import MAX_NAME as MAX_NAME  # re-exported for older imports
 from .names import check_name
+from .records import interrupted_error, workflow_failure
 from .retry import RetryPolicy
 from .store.store import (
     TERMINAL,
@@ -21,8 +22,8 @@ from .store.store import (
     interrupt_workflow,
     jsonb,
     run_on_connection,
+    start_hook_run,
 )
-from .worker.activation import interrupted_error, start_hook_run
 from .workflow.registry import name_of
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class WorkflowHandle:
                 if row["status"] == "completed":
                     return row["result"]
                 if row["status"] in TERMINAL:
-                    raise errors.failure_from_record(row["error"] or {}, self.workflow_id)
+                    raise workflow_failure(row["error"] or {}, self.workflow_id)
                 wait = SAFETY_POLL
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -230,10 +231,10 @@ class WorkflowClient:
 
         def work(tx: Tx) -> None:
             if spec["task_queue"] is None:
-                rows = tx.conn.execute(tx.sql("get_job"), {"id": workflow_id}).fetchone()
-                if rows is None:
+                queue = tx.job_queue(workflow_id)
+                if queue is None:
                     raise errors.WorkflowNotFoundError(workflow_id)
-                spec["task_queue"] = rows[3]
+                spec["task_queue"] = queue
             start_hook_run(tx, spec)
 
         self._mf.store.run(work)

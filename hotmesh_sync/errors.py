@@ -125,15 +125,3 @@ class WorkflowFailedError(HotMeshError):
 
 class WorkflowInterruptedError(WorkflowFailedError):
     """A workflow was interrupted (cancelled); its code is 410."""
-
-
-def failure_from_record(record: dict[str, object], workflow_id: str | None) -> WorkflowFailedError:
-    """Rebuild the error a failed or interrupted workflow stored."""
-    code = int(str(record.get("code", CODE_MAXED)))
-    cls = WorkflowInterruptedError if code == CODE_INTERRUPTED else WorkflowFailedError
-    return cls(
-        str(record.get("message", "")),
-        code=code,
-        error_type=str(record.get("error_type", "Error")),
-        workflow_id=workflow_id,
-    )

@@ -1,4 +1,9 @@
-"""Turning any exception into text PostgreSQL can store.
+"""The records that cross layers (a step, a pending call, an error), each with
+one definition and one encoder; and turning any exception into text
+PostgreSQL can store.
+
+This module imports nothing that does I/O: the replay engine, the worker,
+the store and the client all share it.
 
 An error is stored as JSON (jsonb), which refuses NUL characters and lone
 surrogates; a message may also be megabytes long, or its ``__str__`` may
@@ -8,6 +13,12 @@ error goes through ``safe_text`` and ``describe_error`` first.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
 
 #: The longest error message stored; longer ones are cut, saying so.
 MAX_MESSAGE = 8_000
@@ -46,3 +57,136 @@ def error_type_of(exc: BaseException) -> str:
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` for log lines, safe whatever ``exc`` is."""
     return f"{error_type_of(exc)}: {error_message(exc)}"
+
+
+# --- records that cross layers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One recorded durable call: its kind, name, and result or error (JSON)."""
+
+    kind: str
+    name: str
+    result: Any
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One durable call the worker must perform before the run can go on.
+
+    ``kind`` is ``activity``, ``sleep``, ``wait`` or ``child``; ``key`` is the
+    call's position; ``payload`` what the worker needs to perform it.
+    """
+
+    kind: str
+    key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """The one durable form of an error: a step's, an activity's, a workflow's.
+
+    ``type`` names the library exception it comes back as (``FatalError``,
+    ``MaxedError``, ``WorkflowFailedError``, ...); ``error_type`` is the class
+    name of the original error; ``code`` is set for workflow failures.
+    """
+
+    type: str
+    error_type: str
+    message: str
+    code: int | None = None
+    workflow_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type, "error_type": self.error_type,
+                                "message": self.message}
+        if self.code is not None:
+            data["code"] = self.code
+        if self.workflow_id is not None:
+            data["workflow_id"] = self.workflow_id
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorRecord:
+        code = data.get("code")
+        workflow_id = data.get("workflow_id")
+        kind = str(data.get("type") or "FatalError")
+        return cls(type=kind, error_type=str(data.get("error_type") or kind),
+                   message=str(data.get("message", "")),
+                   code=None if code is None else int(code),
+                   workflow_id=None if workflow_id is None else str(workflow_id))
+
+    def to_exception(self) -> Exception:
+        """The exception this record raises again (on replay, or in a client)."""
+        build = _REBUILDERS.get(self.type, _as_fatal)
+        return build(self)
+
+
+def to_record(exc: BaseException, *, as_type: str | None = None,
+              code: int | None = None) -> ErrorRecord:
+    """The durable form of ``exc``; ``as_type`` overrides the class it comes back as."""
+    own_code = getattr(exc, "code", None)
+    workflow_id = getattr(exc, "workflow_id", None)
+    return ErrorRecord(
+        type=as_type or type(exc).__name__,
+        error_type=error_type_of(exc),
+        message=error_message(exc),
+        code=code if code is not None else (own_code if isinstance(own_code, int) else None),
+        workflow_id=workflow_id if isinstance(workflow_id, str) else None,
+    )
+
+
+def from_record(data: dict[str, Any]) -> Exception:
+    """The exception a stored error dict stands for."""
+    return ErrorRecord.from_json(data).to_exception()
+
+
+def workflow_failure(data: dict[str, Any], workflow_id: str | None) -> errors.WorkflowFailedError:
+    """What ``result()`` raises for a workflow that stored this error."""
+    record = ErrorRecord.from_json(data)
+    code = record.code if record.code is not None else errors.CODE_MAXED
+    cls = (errors.WorkflowInterruptedError if code == errors.CODE_INTERRUPTED
+           else errors.WorkflowFailedError)
+    return cls(record.message, code=code, error_type=record.error_type, workflow_id=workflow_id)
+
+
+def interrupted_error(reason: str | None) -> dict[str, Any]:
+    """The stored error of an interrupted workflow (code 410)."""
+    return ErrorRecord("WorkflowInterruptedError", "WorkflowInterruptedError",
+                       safe_text(reason or "interrupted"), code=errors.CODE_INTERRUPTED).to_json()
+
+
+def _as_fatal(record: ErrorRecord) -> Exception:
+    return errors.FatalError(record.message, record.error_type)
+
+
+def _as_maxed(record: ErrorRecord) -> Exception:
+    return errors.MaxedError(record.message, record.error_type)
+
+
+def _as_failure(record: ErrorRecord) -> Exception:
+    return workflow_failure(record.to_json(), None)
+
+
+def _with_message(cls: Callable[[str], Exception]) -> Callable[[ErrorRecord], Exception]:
+    return lambda record: cls(record.message)
+
+
+def _with_workflow_id(cls: Callable[[str], Exception]) -> Callable[[ErrorRecord], Exception]:
+    return lambda record: cls(record.workflow_id or "")
+
+
+#: How each recorded type comes back; anything else comes back as FatalError.
+_REBUILDERS: dict[str, Callable[[ErrorRecord], Exception]] = {
+    "FatalError": _as_fatal,
+    "MaxedError": _as_maxed,
+    "WorkflowFailedError": _as_failure,
+    "WorkflowInterruptedError": _as_failure,
+    "DuplicateWorkflowError": _with_workflow_id(errors.DuplicateWorkflowError),
+    "WorkflowNotFoundError": _with_workflow_id(errors.WorkflowNotFoundError),
+    "InvalidPathError": _with_message(errors.InvalidPathError),
+    "EntityTypeError": _with_message(errors.EntityTypeError),
+}

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import errors
 from .durations import Duration, to_seconds
+
+#: Failures no policy retries: the code or the store says "stop", not "try again".
+NEVER_RETRIED = (errors.FatalError, errors.NonDeterminismError, errors.ActivationLimitError,
+                 errors.StoreError)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,32 @@ class RetryPolicy:
         }
 
 
-def delay_from_json(policy: dict[str, Any], attempt: int) -> float:
+@dataclass(frozen=True)
+class Decision:
+    """What a policy decides after a failed attempt: retry after ``delay``
+    seconds, or give up (``delay`` None) because the error is ``non_retryable``
+    or the attempts are ``exhausted``."""
+
+    delay: float | None
+    reason: str | None = None
+
+    @property
+    def gives_up(self) -> bool:
+        return self.delay is None
+
+
+def decide(policy: Mapping[str, Any], exc: BaseException, attempt: int) -> Decision:
+    """The one retry decision, for a policy in its durable form (``to_json``):
+    activities and workflows both go through it."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, NEVER_RETRIED) or names & set(policy.get("non_retryable", [])):
+        return Decision(None, "non_retryable")
+    if attempt >= int(policy["maximum_attempts"]):
+        return Decision(None, "exhausted")
+    return Decision(delay_from_json(policy, attempt))
+
+
+def delay_from_json(policy: Mapping[str, Any], attempt: int) -> float:
     """``delay_after`` for a policy in its durable form."""
     return _backoff(float(policy["initial_interval"]), float(policy["backoff_coefficient"]),
                     float(policy["maximum_interval"]), attempt)

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import WorkflowNotFoundError
 from ..jsonvalue import dumps
+from ..records import StepRecord
 from .queries import Queries
 from .transient import call_with_retry
 
@@ -34,16 +35,6 @@ def jsonb(value: Any, what: str = "value") -> Jsonb:
 
 def _already_text(text: Any) -> str:
     return str(text)
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One recorded durable call."""
-
-    kind: str
-    name: str
-    result: Any
-    error: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -68,6 +59,25 @@ class LockedRun:
 
 
 TERMINAL = ("completed", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task the claiming transaction holds the row lock of."""
+
+    id: int
+    kind: str
+    job_id: str
+    run_id: str
+    step_key: str | None
+    payload: dict[str, Any]
+    claims: int
+    #: Whether other tasks of the queue were ready too (wake another thread).
+    more: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ClaimedTask:
+        return cls(**row)
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,56 @@ class Tx:
         self._run("restart_job", dict(id=job_id))
 
     # --- tasks ---------------------------------------------------------
+    def claim_task(self, task_queue: str, activities: bool,
+                   recoveries: bool) -> ClaimedTask | None:
+        """Lock the next due task of ``task_queue`` (SKIP LOCKED); None if none."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.sql("claim_task"), dict(
+                task_queue=task_queue, activities=activities, recoveries=recoveries))
+            row = cur.fetchone()
+        return None if row is None else ClaimedTask.from_row(row)
+
+    def next_due(self, task_queue: str) -> float | None:
+        """Seconds until the queue's next task is due (negative: overdue)."""
+        row = self._one("next_due", dict(task_queue=task_queue))
+        return None if row is None or row[0] is None else float(row[0])
+
+    def take_run_tasks(self, job_id: str, run_id: str, task_id: int) -> None:
+        """Drop the claimed run task and the run's other due activations."""
+        self._run("take_run_tasks", dict(job_id=job_id, run_id=run_id, id=task_id))
+
+    def postpone_task(self, task_id: int, delay: float) -> None:
+        self._run("postpone_task", dict(id=task_id, delay=delay))
+
+    def lease_task(self, task_id: int, worker: str, lease: float) -> int | None:
+        """Lease an activity task to ``worker``; its claim count, None if gone."""
+        row = self._one("lease_task", dict(id=task_id, worker=worker, lease=lease))
+        return None if row is None else int(row[0])
+
+    def retry_task(self, task_id: int, delay: float, payload: dict[str, Any],
+                   task_queue: str) -> None:
+        """Give an activity task back for its next attempt, and announce it."""
+        self._run("retry_task", dict(id=task_id, delay=delay, payload=Jsonb(payload)))
+        self._one("notify_queue", dict(schema=self.q.schema, task_queue=task_queue))
+
+    def extend_leases(self, ids: list[int], worker: str, lease: float) -> None:
+        self._run("extend_leases", dict(ids=ids, worker=worker, lease=lease))
+
+    def release_leases(self, worker: str) -> int:
+        """Hand back every activity ``worker`` holds; how many."""
+        return self._run("release_leases", dict(worker=worker))
+
+    def clear_job_work(self, job_id: str) -> None:
+        """Drop a finished job's tasks and waits."""
+        self._run("clear_job_work", dict(id=job_id))
+
+    def job_queue(self, job_id: str) -> str | None:
+        """The task queue of a job, or None if there is no such job."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.sql("get_job"), dict(id=job_id))
+            row = cur.fetchone()
+        return None if row is None else str(row["task_queue"])
+
     def insert_run_task(self, task_queue: str, job_id: str, run_id: str,
                         delay: float = 0.0) -> None:
         self._run("insert_run_task", dict(task_queue=task_queue, job_id=job_id,
@@ -309,7 +369,7 @@ class Tx:
         parent_id, parent_run, parent_step = row
         if parent_id is not None and parent_step is not None:
             self.insert_child_result(parent_id, parent_run, parent_step, None,
-                                     {"type": "WorkflowFailedError", **error})
+                                     {**error, "type": "WorkflowFailedError"})
         if descend:
             children = [r[0] for r in self.conn.execute(self.sql("active_children"),
                                                         dict(id=job_id))]
@@ -372,6 +432,16 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
                   jsonb(spec["args"], "workflow args"))
     tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "")
     return True
+
+
+def start_hook_run(tx: Tx, spec: dict[str, Any]) -> None:
+    """Add a hook run to an existing workflow and queue its first activation."""
+    status = tx.job_status(spec["job_id"])
+    if status is None:
+        raise WorkflowNotFoundError(spec["job_id"])
+    if tx.insert_run(spec["job_id"], spec["run_id"], spec["workflow_name"], spec["task_queue"],
+                     jsonb(spec["args"], "hook args"), spec.get("signal_id")):
+        tx.insert_run_task(spec["task_queue"], spec["job_id"], spec["run_id"])
 
 
 def run_on_connection(store: Store, connection: Any, work: Callable[[Tx], T]) -> T:

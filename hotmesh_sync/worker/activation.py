@@ -20,9 +20,9 @@ from .. import errors
 from ..entity.store_ops import apply_command
 from ..jsonvalue import normalized
 from ..log import get_logger
-from ..records import describe_error, error_message, error_type_of, safe_text
-from ..retry import delay_from_json
-from ..store.store import TERMINAL, LockedRun, StepRecord, Tx, create_workflow, jsonb
+from ..records import StepRecord, describe_error, interrupted_error, to_record
+from ..retry import decide
+from ..store.store import TERMINAL, LockedRun, Tx, create_workflow, jsonb, start_hook_run
 from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
 from ..workflow.suspension import Pending, Suspension
 from .history_cache import HistoryCache
@@ -126,21 +126,6 @@ class ActivationSession:
 
     def now_iso(self) -> str:
         return datetime.now(timezone.utc).isoformat()
-
-
-def start_hook_run(tx: Tx, spec: dict[str, Any]) -> None:
-    """Add a hook run to an existing workflow and queue its first activation."""
-    status = tx.job_status(spec["job_id"])
-    if status is None:
-        raise errors.WorkflowNotFoundError(spec["job_id"])
-    if tx.insert_run(spec["job_id"], spec["run_id"], spec["workflow_name"], spec["task_queue"],
-                     jsonb(spec["args"], "hook args"), spec.get("signal_id")):
-        tx.insert_run_task(spec["task_queue"], spec["job_id"], spec["run_id"])
-
-
-def interrupted_error(reason: str | None) -> dict[str, Any]:
-    return {"code": errors.CODE_INTERRUPTED, "error_type": "WorkflowInterruptedError",
-            "message": safe_text(reason or "interrupted"), "type": "WorkflowInterruptedError"}
 
 
 def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[..., Any]],
@@ -275,7 +260,8 @@ def _complete(tx: Tx, run: LockedRun, ctx: RunContext, result: Any,
     try:
         value = normalized(result, "the workflow's return value")
     except (TypeError, ValueError) as exc:
-        return _fail(tx, run, errors.FatalError(error_message(exc), type(exc).__name__), log)
+        record = to_record(exc)
+        return _fail(tx, run, errors.FatalError(record.message, record.error_type), log)
     tx.set_run_status(run.job_id, run.run_id, "completed", jsonb(value))
     if run.run_id == "":
         tx.finish_job(run.job_id, "completed", jsonb(value), None)
@@ -306,15 +292,9 @@ def failure_code(exc: BaseException) -> int:
 
 def _workflow_retry_delay(run: LockedRun, exc: BaseException) -> float | None:
     """Seconds until the workflow's next attempt, or None when it is not retried."""
-    policy = run.retry
-    if run.run_id != "" or policy is None or failure_code(exc) == errors.CODE_FATAL:
+    if run.run_id != "" or run.retry is None:
         return None
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & set(policy.get("non_retryable", [])):
-        return None
-    if run.attempt >= int(policy["maximum_attempts"]):
-        return None
-    return delay_from_json(policy, run.attempt)
+    return decide(run.retry, exc, run.attempt).delay
 
 
 def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedActivity]:
@@ -325,16 +305,11 @@ def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedAc
         log.warning("workflow_retrying", attempt=run.attempt, delay=delay,
                     error=describe_error(exc))
         return []
-    error = {
-        "code": failure_code(exc),
-        "error_type": error_type_of(exc),
-        "message": error_message(exc),
-        "type": "WorkflowFailedError",
-    }
+    error = to_record(exc, as_type="WorkflowFailedError", code=failure_code(exc)).to_json()
     tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
     if run.run_id == "":
         tx.finish_job(run.job_id, "failed", None, jsonb(error))
-        tx.conn.execute(tx.sql("clear_job_work"), {"id": run.job_id})
+        tx.clear_job_work(run.job_id)
         if run.parent_id is not None and run.parent_step is not None:
             assert run.parent_run is not None
             tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, None, error)

@@ -10,13 +10,8 @@ from typing import Any
 
 from .. import errors
 from ..jsonvalue import normalized
-from ..records import error_message, error_type_of
-from ..retry import delay_from_json
-from ..store.store import StepRecord
-
-
-class AttemptTimeout(Exception):
-    """An activity attempt ran past its per-attempt timeout."""
+from ..records import ErrorRecord, StepRecord, error_message, to_record
+from ..retry import decide
 
 
 def call_with_timeout(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
@@ -77,19 +72,17 @@ def classify_failure(payload: dict[str, Any],
                      exc: BaseException) -> tuple[StepRecord | None, float]:
     """(final record, 0) when the failure is final, else (None, seconds to the retry)."""
     name = str(payload["name"])
-    policy = payload["retry"]
     attempt = int(payload["attempt"])
-    error_type = error_type_of(exc)
-    message = error_message(exc)
-    mro_names = {cls.__name__ for cls in type(exc).__mro__}
-    if isinstance(exc, errors.FatalError) or mro_names & set(policy.get("non_retryable", [])):
-        return StepRecord("activity", name, None, {
-            "type": "FatalError", "error_type": error_type, "message": message}), 0.0
-    if attempt >= int(policy["maximum_attempts"]):
-        return StepRecord("activity", name, None, {
-            "type": "MaxedError", "error_type": error_type,
-            "message": f"{message} (after {attempt} attempts)"}), 0.0
-    return None, delay_from_json(policy, attempt)
+    decision = decide(payload["retry"], exc, attempt)
+    if decision.delay is not None:
+        return None, decision.delay
+    error = to_record(exc)
+    if decision.reason == "exhausted":
+        error = ErrorRecord("MaxedError", error.error_type,
+                            f"{error.message} (after {attempt} attempts)")
+    else:
+        error = ErrorRecord("FatalError", error.error_type, error.message)
+    return StepRecord("activity", name, None, error.to_json()), 0.0
 
 
 def run_attempt(fn: Callable[..., Any] | None, payload: dict[str, Any]) -> Any:

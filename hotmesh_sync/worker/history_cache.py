@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from ..store.store import StepRecord
+from ..records import StepRecord
 
 CacheKey = tuple[str, str, int, Any]
 

@@ -27,9 +27,9 @@ from psycopg_pool import ConnectionPool
 from .. import errors
 from ..log import get_logger
 from ..names import check_name
-from ..records import describe_error
+from ..records import ErrorRecord, StepRecord, describe_error
 from ..settings import Settings
-from ..store.store import StepRecord, Store, Tx, purge
+from ..store.store import ClaimedTask, Store, Tx, purge
 from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table, find_activity, register_activities
@@ -200,9 +200,7 @@ class Worker:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t for t in self._threads if t.is_alive()]
         if stuck:
-            handed_back = self._store.run(
-                lambda tx: tx.conn.execute(tx.sql("release_leases"),
-                                           {"worker": self.worker_id}).rowcount)
+            handed_back = self._store.run(lambda tx: tx.release_leases(self.worker_id))
             self._log.warning("worker_handed_back", tasks=handed_back, threads=len(stuck))
         self._pool.close(timeout=5.0)
         still = [t.name for t in self._threads if t.is_alive()]
@@ -300,22 +298,17 @@ class Worker:
             # retried after a transient fault starts from nothing.
             with self._inflight_lock:
                 idle = not self._inflight and not self._quarantined.is_set()
-            row = tx.conn.execute(tx.sql("claim_task"), {
-                "task_queue": self.task_queue,
-                "activities": not self._quarantined.is_set(),
-                "recoveries": idle}).fetchone()
-            if row is None:
-                due = tx.conn.execute(tx.sql("next_due"),
-                                      {"task_queue": self.task_queue}).fetchone()
-                return ClaimOutcome(
-                    next_due=None if due is None or due[0] is None else float(due[0]))
+            task = tx.claim_task(self.task_queue, activities=not self._quarantined.is_set(),
+                                 recoveries=idle)
+            if task is None:
+                return ClaimOutcome(next_due=tx.next_due(self.task_queue))
             try:
-                leased = self._do_task(tx, *row[:-1])
+                leased = self._do_task(tx, task)
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                raise TaskFailed(int(row[0]), exc) from exc
-            return ClaimOutcome(task_id=int(row[0]), more=bool(row[-1]), leased=leased)
+                raise TaskFailed(task.id, exc) from exc
+            return ClaimOutcome(task_id=task.id, more=task.more, leased=leased)
 
         try:
             outcome = self._store.run(work)
@@ -375,12 +368,11 @@ class Worker:
                 self._wakes += 1
                 self._wake.notify()
 
-    def _do_task(self, tx: Tx, task_id: int, kind: str, job_id: str, run_id: str,
-                 step_key: str | None, payload: dict[str, Any],
-                 claims: int) -> list[LeasedActivity]:
+    def _do_task(self, tx: Tx, task: ClaimedTask) -> list[LeasedActivity]:
+        task_id, kind, job_id, run_id = task.id, task.kind, task.job_id, task.run_id
+        step_key, payload, claims = task.step_key, task.payload, task.claims
         if kind == "run":
-            tx.conn.execute(tx.sql("take_run_tasks"),
-                            {"job_id": job_id, "run_id": run_id, "id": task_id})
+            tx.take_run_tasks(job_id, run_id, task_id)
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
         if kind == "interrupt":
             # Recorded while an activation held the run: it takes effect now.
@@ -403,16 +395,15 @@ class Worker:
         if recovering and not self._enter_quarantine():
             # Run a recovered task alone: if it kills its worker again, it takes
             # no innocent activity with it, and only its own count grows.
-            tx.conn.execute(tx.sql("postpone_task"), {"id": task_id, "delay": 0.5})
+            tx.postpone_task(task_id, 0.5)
             return []
-        row = tx.conn.execute(tx.sql("lease_task"), {"id": task_id, "worker": self.worker_id,
-                                                    "lease": self.lease}).fetchone()
-        claims = int(row[0]) if row else claims + 1
+        leased_claims = tx.lease_task(task_id, self.worker_id, self.lease)
+        claims = leased_claims if leased_claims is not None else claims + 1
         if claims > attempt + self.max_recoveries:
-            record = StepRecord("activity", payload["name"], None, {
-                "type": "FatalError", "error_type": "WorkerLost",
-                "message": f"activity {payload['name']!r} was claimed {claims} times without "
-                           "finishing: its worker died each time, so it is not tried again"})
+            record = StepRecord("activity", payload["name"], None, ErrorRecord(
+                "FatalError", "WorkerLost",
+                f"activity {payload['name']!r} was claimed {claims} times without "
+                "finishing: its worker died each time, so it is not tried again").to_json())
             self._log.error("activity_dead_lettered", workflow_id=job_id, step=step_key,
                             claims=claims)
             return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
@@ -492,10 +483,7 @@ class Worker:
                         error=describe_error(exc))
 
             def retry(tx: Tx) -> list[LeasedActivity]:
-                tx.conn.execute(tx.sql("retry_task"), {"id": task.task_id, "delay": delay,
-                                                     "payload": tx_jsonb(retry_payload)})
-                tx.conn.execute(tx.sql("notify_queue"), {"schema": self._store.schema,
-                                                       "task_queue": self.task_queue})
+                tx.retry_task(task.task_id, delay, retry_payload, self.task_queue)
                 return []
 
             return self._record_outcome(task, retry)
@@ -515,10 +503,8 @@ class Worker:
                 ids = list(self._inflight)
             if not ids:
                 continue
-            params = {"ids": ids, "worker": self.worker_id, "lease": self.lease}
-
-            def extend(tx: Tx, params: dict[str, Any] = params) -> None:
-                tx.conn.execute(tx.sql("extend_leases"), params)
+            def extend(tx: Tx, ids: list[int] = ids) -> None:
+                tx.extend_leases(ids, self.worker_id, self.lease)
 
             try:
                 self._store.run(extend)
@@ -536,8 +522,3 @@ class Worker:
             except Exception as exc:
                 self._log.error("maintenance_failed", error=describe_error(exc))
 
-
-def tx_jsonb(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
-    return Jsonb(value)

@@ -21,17 +21,14 @@ from ..durations import Duration, to_seconds
 from ..entity import Entity
 from ..jsonvalue import normalized
 from ..names import check_name
-from ..records import safe_text
+from ..records import StepRecord, from_record, safe_text, to_record, workflow_failure
 from ..retry import RetryPolicy
-from ..store.store import StepRecord
 from .activities import ActivityProxy, proxy_activities
 from .context import (
     HOOK_ERROR_KEY,
     RunContext,
     RunInfo,
     current,
-    error_record,
-    rebuild_error,
 )
 from .registry import name_of
 from .suspension import Pending, Suspension
@@ -45,7 +42,7 @@ __all__ = [
 
 def _replay(record: StepRecord) -> Any:
     if record.error is not None:
-        raise rebuild_error(record.error)
+        raise from_record(record.error)
     return record.result
 
 
@@ -68,7 +65,7 @@ def _inline(ctx: RunContext, key: str, kind: str, name: str,
     try:
         result = action()
     except errors.HotMeshError as exc:
-        _record(ctx, key, kind, name, None, error_record(exc))
+        _record(ctx, key, kind, name, None, to_record(exc).to_json())
         raise
     except BaseException as exc:
         ctx.poisoned = ctx.poisoned or exc
@@ -237,7 +234,7 @@ def hook(workflow_name: str | Callable[..., Any], args: Sequence[Any] | None = N
 
 def _hook_result(data: Any) -> Any:
     if isinstance(data, dict) and HOOK_ERROR_KEY in data:
-        raise errors.failure_from_record(data[HOOK_ERROR_KEY], None)
+        raise workflow_failure(data[HOOK_ERROR_KEY], None)
     return data
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from ..durations import Duration, to_seconds
 from ..jsonvalue import normalized
 from ..names import check_name
+from ..records import from_record
 from ..retry import RetryPolicy
-from .context import current, rebuild_error
+from .context import current
 from .registry import as_table, ref_of, register_activities
 from .suspension import Pending
 
@@ -46,7 +47,7 @@ class ActivityProxy:
         key, record = ctx.step("activity", name)
         if record is not None:
             if record.error is not None:
-                raise rebuild_error(record.error)
+                raise from_record(record.error)
             return record.result
         payload = {
             "name": name,

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from .. import errors
-from ..records import error_message, error_type_of
-from ..store.store import StepRecord
+from ..records import StepRecord
 from .suspension import Pending, Suspension
 
 #: Signal data that tells an exec_hook its hook failed instead of signalling.
@@ -245,42 +244,3 @@ def _handling(suspension: Suspension) -> bool:
             return True
         exc, seen = exc.__context__, seen + 1
     return False
-
-
-def error_record(exc: BaseException) -> dict[str, Any]:
-    """The durable form of an error raised by a durable call."""
-    record: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "error_type": error_type_of(exc),
-        "message": error_message(exc),
-    }
-    code = getattr(exc, "code", None)
-    if isinstance(code, int):
-        record["code"] = code
-    workflow_id = getattr(exc, "workflow_id", None)
-    if isinstance(workflow_id, str):
-        record["workflow_id"] = workflow_id
-    return record
-
-
-def rebuild_error(record: dict[str, Any]) -> Exception:
-    """The exception a recorded error raises again on replay."""
-    kind = record.get("type")
-    message = str(record.get("message", ""))
-    error_type = str(record.get("error_type", kind))
-    if kind == "FatalError":
-        return errors.FatalError(message, error_type)
-    if kind == "MaxedError":
-        return errors.MaxedError(message, error_type)
-    if kind in ("WorkflowFailedError", "WorkflowInterruptedError"):
-        return errors.failure_from_record(record, None)
-    if kind == "DuplicateWorkflowError":
-        exc = errors.DuplicateWorkflowError(str(record.get("workflow_id", "")))
-        return exc
-    if kind == "WorkflowNotFoundError":
-        return errors.WorkflowNotFoundError(str(record.get("workflow_id", "")))
-    if kind == "InvalidPathError":
-        return errors.InvalidPathError(message)
-    if kind == "EntityTypeError":
-        return errors.EntityTypeError(message)
-    return errors.FatalError(message, error_type)

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from ..records import Pending
 
-
-@dataclass(frozen=True)
-class Pending:
-    """One durable call the worker must perform before the run can go on.
-
-    ``kind`` is ``activity``, ``sleep``, ``wait`` or ``child``; ``key`` is the
-    call's position; ``payload`` what the worker needs to perform it.
-    """
-
-    kind: str
-    key: str
-    payload: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Pending", "Suspension"]
 
 
 class Suspension(BaseException):  # noqa: N818 - not an error: a control-flow signal

@@ -163,22 +163,36 @@ def test_a_claim_retried_after_a_transient_fault_reports_only_its_own_task(
     original = w._do_task
     calls: list[int] = []
 
-    def faulty(tx: Any, task_id: int, *rest: Any) -> Any:
+    def faulty(tx: Any, task: Any) -> Any:
+        task_id = task.id
         calls.append(task_id)
         if len(calls) == 1:
+            thief_pid: list[int] = []
+
             def steal() -> None:  # waits for our rollback, then takes the task away
                 with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                    thief_pid.append(conn.info.backend_pid)
                     conn.execute(sql.SQL("DELETE FROM {}.tasks WHERE id = %s").format(
                         sql.Identifier(mf.schema)), [task_id])
-            thief = threading.Thread(target=steal)
-            thief.start()
-            time.sleep(0.1)
+
+            threading.Thread(target=steal).start()
+            # Once the thief queues for the task's lock, it gets the lock the
+            # moment our transaction rolls back: the retry cannot claim it.
+            with psycopg.connect(pg_dsn, autocommit=True) as watcher:
+                for _ in range(500):
+                    row = watcher.execute(
+                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                        [thief_pid[0] if thief_pid else -1]).fetchone()
+                    if row is not None and row[0] == "Lock":
+                        break
+                    time.sleep(0.01)
             raise psycopg.OperationalError("connection lost (simulated)")
-        return original(tx, task_id, *rest)
+        return original(tx, task)
 
     monkeypatch.setattr(w, "_do_task", faulty)
     try:
-        assert w._claim_once() == (False, None)
+        did_work, _ = w._claim_once()
+        assert did_work is False
         assert len(calls) == 1
     finally:
         w._pool.close()

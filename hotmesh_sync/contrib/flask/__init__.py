@@ -17,9 +17,6 @@ run inside an app context; ``flask hotmesh migrate`` provisions the schema.
 
 from __future__ import annotations
 
-import atexit
-import os
-import threading
 from typing import Any
 
 import click
@@ -30,7 +27,7 @@ from ...durations import to_seconds
 from ...errors import ConfigurationError
 from ...logging_setup import configure_logging
 from ...memflow import MemFlow
-from .. import load_functions, migrate_schema, serve, wrap_activities
+from ...serving import MemFlowHolder, load_functions, migrate_schema, serve, wrap_activities
 
 __all__ = ["HotMesh"]
 
@@ -45,38 +42,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class _AppState:
-    """One app's MemFlow, made on first use from the app's config at that moment."""
+def _holder(app: Flask) -> MemFlowHolder:
+    """The app's MemFlow holder: the MemFlow is made on first use, from the config then."""
 
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._memflow: MemFlow | None = None
-        self._pid = 0
-        atexit.register(self.close)
+    def create() -> MemFlow:
+        config = app.config
+        return MemFlow.init(app_id=config["HOTMESH_APP_ID"], dsn=config["HOTMESH_DSN"] or None,
+                            pool_size=config["HOTMESH_POOL_SIZE"])
 
-    def get(self) -> MemFlow:
-        with self._lock:
-            # A process forked after first use (a pre-forking server) makes its own
-            # pool instead of sharing the parent's connections; the parent closes those.
-            if self._memflow is None or self._pid != os.getpid():
-                config = self.app.config
-                self._memflow = MemFlow.init(app_id=config["HOTMESH_APP_ID"],
-                                             dsn=config["HOTMESH_DSN"] or None,
-                                             pool_size=config["HOTMESH_POOL_SIZE"])
-                self._pid = os.getpid()
-            return self._memflow
-
-    def close(self) -> None:
-        with self._lock:
-            memflow, self._memflow = self._memflow, None
-            if memflow is not None and self._pid == os.getpid():
-                memflow.close()
+    return MemFlowHolder(create)
 
 
-def _state(app: Flask) -> _AppState:
+def _state(app: Flask) -> MemFlowHolder:
     try:
-        state: _AppState = app.extensions[EXTENSION]
+        state: MemFlowHolder = app.extensions[EXTENSION]
     except KeyError:
         raise RuntimeError("HotMesh.init_app(app) has not been called for this app") from None
     return state
@@ -93,7 +72,7 @@ class HotMesh:
     def init_app(self, app: Flask) -> None:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        app.extensions[EXTENSION] = _AppState(app)
+        app.extensions[EXTENSION] = _holder(app)
         app.cli.add_command(hotmesh_commands)
 
     def _app(self) -> Flask:

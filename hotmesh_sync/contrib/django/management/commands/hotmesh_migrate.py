@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hotmesh_sync.contrib import migrate_schema
 from hotmesh_sync.contrib.django.conf import load_settings
 from hotmesh_sync.errors import ConfigurationError
+from hotmesh_sync.serving import migrate_schema
 
 
 # Without django-stubs installed BaseCommand is Any to mypy; with them the ignore is unused.

@@ -9,12 +9,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
-from hotmesh_sync.contrib import load_functions, serve, wrap_activities
 from hotmesh_sync.contrib.django import get_memflow
 from hotmesh_sync.contrib.django.conf import load_settings
 from hotmesh_sync.durations import to_seconds
 from hotmesh_sync.errors import ConfigurationError
 from hotmesh_sync.logging_setup import configure_logging
+from hotmesh_sync.serving import load_functions, serve, wrap_activities
 
 
 @contextmanager
