@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg_pool import ConnectionPool
-
 from . import errors
 from .client import WorkflowClient
 from .durations import Duration, to_seconds
 from .embedded import resolve_dsn
 from .entity import Entities, Entity, pool_executor
-from .listener import Listener
 from .log import get_logger
-from .store.schema import provision
+from .store.connect import Pool, make_pool, open_pool, provision_schema
+from .store.listener import Listener
 from .store.store import Store, purge
 from .workflow.registry import FunctionSet
 
@@ -48,15 +45,6 @@ def schema_for(app_id: str) -> str:
     return schema
 
 
-_PASSWORD_IN_URI = re.compile(r"(://[^:/@\s]*:)[^\s\"']*@")
-_PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def _masked(exc: Exception) -> str:
-    """An error's message without a password that libpq quoted from the DSN."""
-    return _PASSWORD_OPTION.sub(r"\1***", _PASSWORD_IN_URI.sub(r"\1***@", str(exc)))
-
-
 class MemFlow:
     """Durable memory and coordinated execution for one app id."""
 
@@ -64,9 +52,7 @@ class MemFlow:
         self.app_id = app_id
         self.schema = schema_for(app_id)
         self.dsn = dsn
-        self.pool: ConnectionPool[Any] = ConnectionPool(
-            dsn, min_size=1, max_size=max(2, pool_size), open=False,
-            kwargs={"autocommit": True}, name=f"hotmesh-{self.schema}")
+        self.pool: Pool = make_pool(dsn, max(2, pool_size), f"hotmesh-{self.schema}")
         self.store = Store(self.pool, self.schema)
         self.listener = Listener(dsn, self.schema)
         self.workflow = WorkflowClient(self)
@@ -79,33 +65,13 @@ class MemFlow:
         """Connect (and on first use provision the app's schema)."""
         schema = schema_for(app_id)
         resolved = resolve_dsn(dsn)
-        if not isinstance(resolved, str) or "\x00" in resolved:
-            # libpq would silently cut the string at a NUL.
-            raise errors.ConfigurationError("dsn must be a libpq connection string without NUL")
-        # Every failure of the DSN or of the server it names is a ConfigurationError, with
-        # the DSN's password masked: psycopg's errors never reach the caller from here.
-        try:
-            conn = psycopg.connect(resolved, autocommit=True)
-        except psycopg.ProgrammingError as exc:  # libpq could not parse the string
-            raise errors.ConfigurationError(f"invalid dsn: {_masked(exc)}") from exc
-        except psycopg.Error as exc:
-            raise errors.ConfigurationError(
-                f"cannot connect to PostgreSQL: {_masked(exc)}") from exc
-        with conn:
-            try:
-                version = provision(conn, schema)
-            except (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege,
-                    psycopg.errors.ReservedName) as exc:
-                # Lost connection, no right to create the schema, or a name PostgreSQL keeps.
-                raise errors.ConfigurationError(
-                    f"cannot set up schema {schema!r}: {_masked(exc)}") from exc
+        version = provision_schema(resolved, schema)
         memflow = cls(app_id, resolved, pool_size)
         try:
-            memflow.pool.open(wait=True, timeout=30)
-        except psycopg.OperationalError as exc:  # PoolTimeout: the server refused the pool
+            open_pool(memflow.pool)
+        except errors.ConfigurationError:
             memflow.close()
-            raise errors.ConfigurationError(
-                f"cannot connect to PostgreSQL: {_masked(exc)}") from exc
+            raise
         if schema != app_id:
             # Another spelling of the same schema (Shop, shop) is the same tenant.
             _log.info("app_schema", app_id=app_id, schema=schema)

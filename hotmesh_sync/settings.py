@@ -37,7 +37,8 @@ class Settings:
         """The defaults, overridden by whichever ``HOTMESH_*`` variables are set."""
         env = os.environ if environ is None else environ
         return cls(
-            lease_seconds=_number(env, "HOTMESH_LEASE_SECONDS", cls.lease_seconds),
+            lease_seconds=_number(env, "HOTMESH_LEASE_SECONDS", cls.lease_seconds,
+                                  maximum=_DAY),
             max_recoveries=int(_number(env, "HOTMESH_MAX_RECOVERIES", cls.max_recoveries, 0)),
             max_payload_bytes=int(_number(env, "HOTMESH_MAX_PAYLOAD_BYTES",
                                           cls.max_payload_bytes)),
@@ -46,11 +47,15 @@ class Settings:
             max_activation_steps=int(_number(env, "HOTMESH_MAX_ACTIVATION_STEPS",
                                              cls.max_activation_steps)),
             max_activation_seconds=_number(env, "HOTMESH_MAX_ACTIVATION_SECONDS",
-                                           cls.max_activation_seconds),
+                                           cls.max_activation_seconds, maximum=_DAY),
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 1e-9) -> float:
+_DAY = 86_400.0
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 1e-9,
+            maximum: float = 2.0**31 - 1) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return float(default)
@@ -58,6 +63,7 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigurationError(f"{name}={raw!r} must be a finite number of at least {minimum:g}")
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise ConfigurationError(
+            f"{name}={raw!r} must be a number from {minimum:g} to {maximum:g}")
     return value

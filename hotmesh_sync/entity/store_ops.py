@@ -38,6 +38,10 @@ SQLSTATE_ERRORS: dict[str, type[HotMeshError]] = {
 }
 
 
+#: Seconds a command from outside a workflow waits for the document's lock.
+OUTSIDE_LOCK_WAIT = 5.0
+
+
 def apply_command(
     conn: Conn,
     schema: str,
@@ -72,7 +76,18 @@ def apply_command(
     outside = conn.info.transaction_status == TransactionStatus.IDLE
     with conn.transaction() if outside else nullcontext(), \
             conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(queries.text("entity_apply", conn), {"job_id": job_id, **compiled.params})
+        if outside:
+            # A command from outside never queues long behind a running
+            # activation that holds the document (API.md §10).
+            cur.execute("SELECT set_config('lock_timeout', %s, true)",
+                        [f"{int(OUTSIDE_LOCK_WAIT * 1000)}ms"])
+        try:
+            cur.execute(queries.text("entity_apply", conn),
+                        {"job_id": job_id, **compiled.params})
+        except psycopg.errors.LockNotAvailable:
+            raise TimeoutError(
+                f"the entity of workflow {job_id!r} is held by a running activation for "
+                f"more than {OUTSIDE_LOCK_WAIT:g}s; nothing was changed, try again") from None
         row = cur.fetchone()
         if row is None:
             raise WorkflowNotFoundError(job_id)

@@ -22,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from psycopg_pool import ConnectionPool
-
 from .. import errors
 from ..log import get_logger
 from ..names import check_name
 from ..records import ErrorRecord, StepRecord, describe_error
 from ..settings import Settings
+from ..store.connect import make_pool
 from ..store.store import ClaimedTask, Store, Tx, purge
 from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
@@ -121,10 +120,9 @@ class Worker:
         self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._memflow = memflow
-        self._pool: ConnectionPool[Any] = ConnectionPool(
-            memflow.dsn, min_size=1, max_size=concurrency + 2, open=False,
-            kwargs={"autocommit": True}, name=f"hotmesh-pool-{task_queue}",
-            configure=self._configure_connection)
+        self._pool = make_pool(
+            memflow.dsn, concurrency + 2, f"hotmesh-pool-{task_queue}",
+            idle_in_transaction=self.settings.max_activation_seconds + 5.0)
         self._store = Store(self._pool, memflow.schema)
         self._scheduler = Scheduler(
             self.worker_id, task_queue, self.lease, may_lease=self._may_lease,
@@ -174,14 +172,6 @@ class Worker:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    def _configure_connection(self, conn: Any) -> None:
-        # Workflow code that spins without making a durable call cannot be
-        # stopped from outside its thread, but its transaction can: the
-        # server ends a session left idle in a transaction past the
-        # activation limit, which releases every lock the activation held.
-        idle_ms = int((self.settings.max_activation_seconds + 5.0) * 1000)
-        conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
 
     def stop(self, timeout: float = 30.0) -> list[str]:
         """Stop claiming; let in-flight work finish, or hand it back after ``timeout``.

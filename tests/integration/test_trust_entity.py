@@ -111,10 +111,6 @@ def sleeps_forever() -> list[str]:
     return outcomes
 
 
-def waits() -> None:
-    workflow.wait_for("go")
-
-
 def finish(value: int) -> int:
     workflow.entity().set({"value": value})
     return value

@@ -118,7 +118,12 @@ def test_too_many_calls_in_one_activation_fail_the_workflow(
 
 def test_an_activation_that_runs_too_long_fails_and_interrupt_never_waits_for_it(
         mf: MemFlow, worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOTMESH_MAX_ACTIVATION_SECONDS", "3")
+    from hotmesh_sync.entity import store_ops
+    from hotmesh_sync.store import store
+
+    monkeypatch.setenv("HOTMESH_MAX_ACTIVATION_SECONDS", "5")
+    monkeypatch.setattr(store, "INTERRUPT_LOCK_WAIT", 0.5)
+    monkeypatch.setattr(store_ops, "OUTSIDE_LOCK_WAIT", 0.5)
     worker("default", [slow_runaway])
     runaway_started.clear()
     handle = mf.workflow.start(slow_runaway, [0.02])
@@ -127,6 +132,9 @@ def test_an_activation_that_runs_too_long_fails_and_interrupt_never_waits_for_it
     # lock is held): the interrupt must not wait for either.
     assert handle.interrupt("enough") is True
     assert handle.status() in ("pending", "running")  # takes effect when the activation ends
+    # A command from outside does not queue behind the activation either.
+    with pytest.raises(TimeoutError, match="held by a running activation"):
+        mf.entity(handle.workflow_id).increment("outside")
     with pytest.raises(errors.WorkflowFailedError) as failed:
         handle.result(timeout=30)
     assert failed.value.error_type in ("ActivationLimitError", "WorkflowInterruptedError")

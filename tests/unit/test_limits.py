@@ -230,3 +230,17 @@ def test_make_patch_of_a_document_too_deep_for_jsonpatch_replaces_it(depth: int)
         [{"op": "replace", "path": "", "value": after}],
         [{"op": "add", "path": "/d", "value": after["d"]}],
     )
+
+
+def test_settings_refuse_absurd_values() -> None:
+    """A lease of 1e300 seconds would overflow the lease interval in SQL."""
+    from hotmesh_sync.errors import ConfigurationError
+    from hotmesh_sync.settings import Settings
+
+    assert Settings.from_env({}) == Settings()
+    assert Settings.from_env({"HOTMESH_MAX_TASK_FAILURES": "2"}).max_task_failures == 2
+    for name, value in [("HOTMESH_LEASE_SECONDS", "1e300"), ("HOTMESH_LEASE_SECONDS", "0"),
+                        ("HOTMESH_MAX_ACTIVATION_SECONDS", "inf"),
+                        ("HOTMESH_MAX_TASK_FAILURES", "many")]:
+        with pytest.raises(ConfigurationError, match=name):
+            Settings.from_env({name: value})

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .log import get_logger
+from ..log import get_logger
 
 _log = get_logger("hotmesh_sync.listener")
 
