@@ -29,13 +29,11 @@ from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
-import psycopg
-
 from .embedded import resolve_dsn
 from .errors import ConfigurationError
 from .log import get_logger
 from .memflow import MemFlow, schema_for
-from .store.schema import provision
+from .store.connect import provision_schema
 from .workflow.registry import as_table
 
 __all__ = ["MemFlowHolder", "load_functions", "migrate_schema", "serve", "wrap_activities"]
@@ -77,13 +75,13 @@ def load_functions(specs: Iterable[str]) -> dict[str, Fn]:
 
 
 def migrate_schema(dsn: str | None, app_id: str) -> tuple[str, int]:
-    """Create or migrate the schema of ``app_id``; (schema, its version now)."""
+    """Create or migrate the schema of ``app_id``; (schema, its version now).
+
+    ConfigurationError (the password masked) when the DSN is malformed, the
+    server cannot be reached, or the schema cannot be set up.
+    """
     schema = schema_for(app_id)
-    try:
-        with psycopg.connect(resolve_dsn(dsn), autocommit=True) as conn:
-            return schema, provision(conn, schema)
-    except psycopg.OperationalError as exc:
-        raise ConfigurationError(f"cannot connect to PostgreSQL: {exc}") from exc
+    return schema, provision_schema(resolve_dsn(dsn), schema)
 
 
 def wrap_activities(table: Mapping[str, Fn],

@@ -42,7 +42,10 @@ scalars = (
     st.none()
     | st.booleans()
     | st.integers(-1000, 1000)
-    | st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+    # Binary fractions: their decimal text is exact, so sums agree. PostgreSQL
+    # adds numbers exactly in decimal while a float reader rounds the stored
+    # sum, so two increments of arbitrary floats may differ in the last digit.
+    | st.integers(-(10**8), 10**8).map(lambda n: n / 64)
     # PostgreSQL text holds neither NUL nor unpaired surrogates.
     | st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=4)
 )
@@ -59,7 +62,7 @@ paths = (
     | st.lists(SEGMENTS, min_size=1, max_size=3)
     | st.sampled_from(["a", "a.b", "a.0", "a..b"])
 )
-amounts = st.integers(-5, 5) | st.floats(-100, 100, allow_nan=False, allow_infinity=False)
+amounts = st.integers(-5, 5) | st.integers(-6400, 6400).map(lambda n: n / 64)
 
 commands = st.one_of(
     st.tuples(st.just("get"), st.none() | paths, st.just({})),
