@@ -118,7 +118,7 @@ class WorkflowHandle:
 
     def history(self) -> list[dict[str, Any]]:
         """Every version of the entity document as RFC 6902 patches."""
-        from .entity.store_ops import history
+        from .store.entity_ops import history
 
         self._row()
         with self._mf.pool.connection() as conn:

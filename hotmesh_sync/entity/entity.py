@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from psycopg_pool import ConnectionPool
-
+from ..store.connect import Pool
 from . import finders
 from .commands import compile_command
+from .execute import Executor, pool_executor
 from .paths import PathLike
-from .store_ops import Executor, pool_executor
 
 __all__ = ["Entity", "Executor", "HasPool", "pool_executor"]
 
@@ -25,7 +24,7 @@ class HasPool(Protocol):
     """What the finders need of a MemFlow: its pool and schema."""
 
     @property
-    def pool(self) -> ConnectionPool[Any]: ...
+    def pool(self) -> Pool: ...
 
     @property
     def schema(self) -> str: ...

@@ -6,7 +6,7 @@ queries in the caller's transaction; nothing here decides workflow semantics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,11 +21,19 @@ from psycopg_pool import ConnectionPool
 from ..errors import WorkflowNotFoundError
 from ..jsonvalue import dumps
 from ..records import StepRecord
+from .entity_ops import apply_compiled, read_document
 from .queries import Queries
 from .transient import call_with_retry
 
 T = TypeVar("T")
+#: Whatever the database raises: an activation lets these through (its
+#: transaction is unusable), unlike the workflow's own errors.
+DatabaseError = psycopg.Error
 Conn = psycopg.Connection[Any]
+
+
+#: A JSON value ready to be sent as a jsonb parameter (what ``jsonb`` returns).
+JsonParam = Jsonb
 
 
 def jsonb(value: Any, what: str = "value") -> Jsonb:
@@ -95,20 +103,20 @@ class Tx:
     """Operations inside one open transaction."""
 
     def __init__(self, conn: Conn, queries: Queries) -> None:
-        self.conn = conn
-        self.q = queries
+        self._conn = conn
+        self._q = queries
         #: Run once the transaction has committed (never on rollback).
         self.after_commit: list[Callable[[], None]] = []
 
-    def sql(self, name: str) -> bytes:
+    def _sql(self, name: str) -> bytes:
         """The named query, ready to execute on this transaction's connection."""
-        return self.q.text(name, self.conn)
+        return self._q.text(name, self._conn)
 
     def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        return self.conn.execute(self.sql(name), params).fetchone()
+        return self._conn.execute(self._sql(name), params).fetchone()
 
     def _run(self, name: str, params: dict[str, Any]) -> int:
-        return self.conn.execute(self.sql(name), params).rowcount
+        return self._conn.execute(self._sql(name), params).rowcount
 
     # --- jobs and runs -------------------------------------------------
     def insert_job(self, **fields: Any) -> bool:
@@ -154,8 +162,8 @@ class Tx:
     def claim_task(self, task_queue: str, activities: bool,
                    recoveries: bool) -> ClaimedTask | None:
         """Lock the next due task of ``task_queue`` (SKIP LOCKED); None if none."""
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.sql("claim_task"), dict(
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("claim_task"), dict(
                 task_queue=task_queue, activities=activities, recoveries=recoveries))
             row = cur.fetchone()
         return None if row is None else ClaimedTask.from_row(row)
@@ -181,7 +189,7 @@ class Tx:
                    task_queue: str) -> None:
         """Give an activity task back for its next attempt, and announce it."""
         self._run("retry_task", dict(id=task_id, delay=delay, payload=Jsonb(payload)))
-        self._one("notify_queue", dict(schema=self.q.schema, task_queue=task_queue))
+        self._one("notify_queue", dict(schema=self._q.schema, task_queue=task_queue))
 
     def extend_leases(self, ids: list[int], worker: str, lease: float) -> None:
         self._run("extend_leases", dict(ids=ids, worker=worker, lease=lease))
@@ -196,8 +204,8 @@ class Tx:
 
     def job_queue(self, job_id: str) -> str | None:
         """The task queue of a job, or None if there is no such job."""
-        with self.conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.sql("get_job"), dict(id=job_id))
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("get_job"), dict(id=job_id))
             row = cur.fetchone()
         return None if row is None else str(row["task_queue"])
 
@@ -224,6 +232,16 @@ class Tx:
     def delete_task(self, task_id: int) -> None:
         self._run("delete_task", dict(id=task_id))
 
+    def apply_entity(self, job_id: str, params: Mapping[str, Any],
+                     history_sink: list[tuple[int, list[dict[str, Any]]]]) -> Any:
+        """Apply a compiled entity command in this transaction; the document after.
+        The new version's patch goes to ``history_sink``, written before commit."""
+        return apply_compiled(self._conn, self._q.schema, job_id, params, history_sink)
+
+    def read_entity(self, job_id: str, segments: list[str] | None) -> Any:
+        """The value at ``segments`` of a job's document (None when absent)."""
+        return read_document(self._conn, self._q.schema, job_id, segments)
+
     def fail_task(self, task_id: int, delay: float) -> FailedTask | None:
         """Count a failure of ``task_id`` and postpone it; None if it is gone."""
         row = self._one("fail_task", dict(id=task_id, delay=delay))
@@ -249,7 +267,7 @@ class Tx:
     def load_steps(self, job_id: str, run_id: str,
                    after_seq: int = 0) -> tuple[dict[str, StepRecord], int]:
         """The run's steps recorded after ``after_seq``, and the highest seq seen."""
-        cur = self.conn.execute(self.sql("load_steps"),
+        cur = self._conn.execute(self._sql("load_steps"),
                                 dict(job_id=job_id, run_id=run_id, after_seq=after_seq))
         steps: dict[str, StepRecord] = {}
         top = after_seq
@@ -271,7 +289,7 @@ class Tx:
                      steps: list[tuple[str, str, str, Jsonb, dict[str, Any] | None]]) -> int:
         """Record several steps of one run in order (results already as Jsonb);
         the highest seq written."""
-        cur = self.conn.execute(self.sql("insert_steps"), dict(
+        cur = self._conn.execute(self._sql("insert_steps"), dict(
             job_id=job_id, run_id=run_id,
             keys=[s[0] for s in steps], kinds=[s[1] for s in steps],
             names=[s[2] for s in steps],
@@ -281,7 +299,7 @@ class Tx:
 
     def insert_history_rows(self, job_id: str,
                             versions: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        self.conn.execute(self.sql("insert_history_rows"), dict(
+        self._conn.execute(self._sql("insert_history_rows"), dict(
             job_id=job_id, versions=[v for v, _ in versions],
             patches=[Jsonb(p) for _, p in versions]))
 
@@ -292,7 +310,7 @@ class Tx:
         """Drop the task, record the step, and read the run's other steps after
         ``after_seq``: (the new step's seq or None if it was recorded already,
         those steps, the highest seq among them)."""
-        cur = self.conn.execute(self.sql("record_step_and_load"), dict(
+        cur = self._conn.execute(self._sql("record_step_and_load"), dict(
             task_id=task_id, job_id=job_id, run_id=run_id, step_key=step_key,
             kind=record.kind, name=record.name,
             result=jsonb(record.result, "a step result"),
@@ -349,7 +367,7 @@ class Tx:
         self._run("delete_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key))
 
     def waiting_jobs(self, signal_id: str) -> list[str]:
-        cur = self.conn.execute(self.sql("waiting_jobs"), dict(signal_id=signal_id))
+        cur = self._conn.execute(self._sql("waiting_jobs"), dict(signal_id=signal_id))
         return [row[0] for row in cur]
 
     def signal_sent_by_run(self, job_id: str, run_id: str, signal_id: str) -> bool:
@@ -360,7 +378,7 @@ class Tx:
     def interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> bool:
         """Interrupt a job (and, with descend, its running children); False if it
         had already ended."""
-        self.conn.execute(self.sql("lock_runs_of_job"), dict(id=job_id)).fetchall()
+        self._conn.execute(self._sql("lock_runs_of_job"), dict(id=job_id)).fetchall()
         row = self._one("interrupt_job", dict(id=job_id, error=Jsonb(error)))
         if row is None:
             return False
@@ -371,7 +389,7 @@ class Tx:
             self.insert_child_result(parent_id, parent_run, parent_step, None,
                                      {**error, "type": "WorkflowFailedError"})
         if descend:
-            children = [r[0] for r in self.conn.execute(self.sql("active_children"),
+            children = [r[0] for r in self._conn.execute(self._sql("active_children"),
                                                         dict(id=job_id))]
             for child in children:
                 self.interrupt(child, error, descend=True)

@@ -13,16 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
-
 from .. import errors
-from ..entity.store_ops import apply_command
+from ..entity.execute import run_command
 from ..jsonvalue import normalized
 from ..log import get_logger
 from ..records import StepRecord, describe_error, interrupted_error, to_record
 from ..retry import decide
-from ..store.store import TERMINAL, LockedRun, Tx, create_workflow, jsonb, start_hook_run
+from ..store.store import (
+    TERMINAL,
+    DatabaseError,
+    JsonParam,
+    LockedRun,
+    Tx,
+    create_workflow,
+    jsonb,
+    start_hook_run,
+)
 from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
 from ..workflow.suspension import Pending, Suspension
 from .history_cache import HistoryCache
@@ -72,7 +78,7 @@ class ActivationSession:
         self.top_seq = 0
         # Steps and entity versions are written together by flush(), in the
         # same transaction: one round trip each instead of one per call.
-        self._steps: list[tuple[str, str, str, Jsonb, dict[str, Any] | None]] = []
+        self._steps: list[tuple[str, str, str, JsonParam, dict[str, Any] | None]] = []
         self._history: list[tuple[int, list[dict[str, Any]]]] = []
 
     def record(self, key: str, kind: str, name: str, result: Any,
@@ -84,8 +90,11 @@ class ActivationSession:
                        args: dict[str, Any]) -> Any:
         # A refused command (bad type, bad path) changes nothing and leaves
         # this transaction usable for recording the refusal.
-        return apply_command(self.tx.conn, self.tx.q.schema, self.run.job_id,
-                             command, path, args, history_sink=self._history)
+        job_id = self.run.job_id
+        return run_command(command, path, args,
+                           read=lambda segments: self.tx.read_entity(job_id, segments),
+                           write=lambda params: self.tx.apply_entity(job_id, params,
+                                                                     self._history))
 
     def flush(self) -> None:
         """Write the steps and entity versions this activation produced."""
@@ -175,7 +184,7 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         if ctx.broken is None:
             return _suspend(tx, run, suspension.pending, scheduler, log)
         return _fail(tx, run, ctx.broken, log)
-    except psycopg.Error:
+    except DatabaseError:
         # The database refused something (the transaction is now unusable):
         # not the workflow's failure. The claim rolls back and is set aside.
         raise

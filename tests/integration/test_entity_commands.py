@@ -14,8 +14,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from hotmesh_sync.entity import Entity, apply_command, get_document, history, pool_executor
-from hotmesh_sync.entity.store_ops import same_json
 from hotmesh_sync.errors import EntityTypeError, InvalidPathError, WorkflowNotFoundError
+from hotmesh_sync.store.entity_ops import same_json
 from hotmesh_sync.store.queries import render
 
 Conn = psycopg.Connection[Any]

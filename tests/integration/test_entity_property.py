@@ -17,15 +17,10 @@ from psycopg.types.json import Jsonb
 
 from hotmesh_sync.entity import reference
 from hotmesh_sync.entity.commands import MAX_NUMBER
-from hotmesh_sync.entity.store_ops import (
-    apply_command,
-    get_document,
-    history,
-    make_patch,
-    same_json,
-)
+from hotmesh_sync.entity.execute import apply_command, get_document
 from hotmesh_sync.errors import HotMeshError
 from hotmesh_sync.jsonvalue import normalized
+from hotmesh_sync.store.entity_ops import history, make_patch, same_json
 from hotmesh_sync.store.queries import render
 from hotmesh_sync.store.schema import provision
 

@@ -118,12 +118,11 @@ def test_too_many_calls_in_one_activation_fail_the_workflow(
 
 def test_an_activation_that_runs_too_long_fails_and_interrupt_never_waits_for_it(
         mf: MemFlow, worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hotmesh_sync.entity import store_ops
-    from hotmesh_sync.store import store
+    from hotmesh_sync.store import entity_ops, store
 
     monkeypatch.setenv("HOTMESH_MAX_ACTIVATION_SECONDS", "5")
     monkeypatch.setattr(store, "INTERRUPT_LOCK_WAIT", 0.5)
-    monkeypatch.setattr(store_ops, "OUTSIDE_LOCK_WAIT", 0.5)
+    monkeypatch.setattr(entity_ops, "OUTSIDE_LOCK_WAIT", 0.5)
     worker("default", [slow_runaway])
     runaway_started.clear()
     handle = mf.workflow.start(slow_runaway, [0.02])

@@ -12,8 +12,8 @@ import pytest
 from hotmesh_sync.entity import Entity
 from hotmesh_sync.entity.commands import COMMANDS, compile_command
 from hotmesh_sync.entity.reference import add_numbers, apply
-from hotmesh_sync.entity.store_ops import make_patch, same_json
 from hotmesh_sync.errors import EntityTypeError, InvalidPathError
+from hotmesh_sync.store.entity_ops import make_patch, same_json
 
 DOC = {"name": "agent", "count": 2, "tags": ["a", "b"], "flags": {"on": False}, "nothing": None}
 

@@ -17,10 +17,10 @@ from hotmesh_sync.durations import MAX_SECONDS, to_seconds
 from hotmesh_sync.entity import finders
 from hotmesh_sync.entity.commands import MAX_NUMBER, compile_command
 from hotmesh_sync.entity.reference import add_numbers, apply
-from hotmesh_sync.entity.store_ops import make_patch
 from hotmesh_sync.jsonvalue import MAX_DEPTH, dumps, normalized, too_deep
 from hotmesh_sync.memflow import schema_for
 from hotmesh_sync.retry import delay_from_json
+from hotmesh_sync.store.entity_ops import make_patch
 
 
 def nested(depth: int, kind: str = "list", leaf: Any = 1) -> Any:

@@ -1,6 +1,7 @@
-"""Running entity commands on a connection, and reading documents and history.
+"""Running compiled entity commands on a connection; documents and history.
 
-``apply_command`` works inside the caller's transaction, so the durable core
+The entity side (``entity/execute.py``) checks and compiles a command;
+``apply_compiled`` works inside the caller's transaction, so the durable core
 can apply a command in the same transaction that records the workflow step
 (the command then happens exactly once). It never commits a transaction the
 caller opened: it runs in a savepoint there, which also means a refused
@@ -12,24 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonpatch
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from ..errors import EntityTypeError, HotMeshError, InvalidPathError, WorkflowNotFoundError
-from ..store.queries import Queries
-from .commands import compile_command
-from .paths import lookup, parse_optional
+from .connect import Pool
+from .queries import Queries
 
 Conn = psycopg.Connection[Any]
-
-#: What an ``Entity`` hands each command to: (command, parsed path, args) -> result.
-Executor = Callable[[str, list[str] | None, dict[str, Any]], Any]
+T = TypeVar("T")
 
 #: SQLSTATEs raised by the entity_* SQL functions, and the errors they become.
 SQLSTATE_ERRORS: dict[str, type[HotMeshError]] = {
@@ -42,22 +39,15 @@ SQLSTATE_ERRORS: dict[str, type[HotMeshError]] = {
 OUTSIDE_LOCK_WAIT = 5.0
 
 
-def apply_command(
+def apply_compiled(
     conn: Conn,
     schema: str,
     job_id: str,
-    command: str,
-    path: object = None,
-    args: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any],
     history_sink: list[tuple[int, list[dict[str, Any]]]] | None = None,
 ) -> Any:
-    """Apply one entity command to the document of ``job_id``; return its result.
-
-    ``path`` is dotted text, a list of segments, or None (whole document).
-    ``args`` holds the command's argument as ``Entity`` passes it to its
-    executor: ``{"value": v}`` (set, merge, append, prepend,
-    set_if_not_exists), ``{"index": i}`` (remove), ``{"amount": n}``
-    (increment, default 1), or nothing.
+    """Run one compiled entity command (``CompiledCommand.params``) on the
+    document of ``job_id``; the document after it.
 
     Runs in the caller's transaction (or in a transaction of its own when
     none is open) and writes the history row of the new version there too,
@@ -66,9 +56,6 @@ def apply_command(
     InvalidPathError or EntityTypeError for a command the document refuses;
     then nothing has changed.
     """
-    compiled = compile_command(command, path, **dict(args or {}))
-    if not compiled.writes:
-        return get_document(conn, schema, job_id, compiled.path)
     queries = Queries(schema)
     # Inside the caller's transaction no savepoint is needed: a refused
     # command comes back as a value and changes nothing. Alone, it is its own
@@ -82,8 +69,7 @@ def apply_command(
             cur.execute("SELECT set_config('lock_timeout', %s, true)",
                         [f"{int(OUTSIDE_LOCK_WAIT * 1000)}ms"])
         try:
-            cur.execute(queries.text("entity_apply", conn),
-                        {"job_id": job_id, **compiled.params})
+            cur.execute(queries.text("entity_apply", conn), {"job_id": job_id, **params})
         except psycopg.errors.LockNotAvailable:
             raise TimeoutError(
                 f"the entity of workflow {job_id!r} is held by a running activation for "
@@ -99,13 +85,12 @@ def apply_command(
                 history_sink.append((version, make_patch(before, after)))
             else:
                 write_history(conn, schema, job_id, version, before, after)
-    return lookup(after, compiled.result_path)
+    return after
 
 
-def get_document(conn: Conn, schema: str, job_id: str, path: object = None) -> Any:
-    """The value at ``path`` of the document of ``job_id`` (None when absent);
-    the whole document for ``path=None``."""
-    segments = parse_optional(path)
+def read_document(conn: Conn, schema: str, job_id: str, segments: list[str] | None) -> Any:
+    """The value at ``segments`` of the document of ``job_id`` (None when absent);
+    the whole document for ``segments=None``."""
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(Queries(schema)["entity_get"], {"job_id": job_id, "path": segments})
         row = cur.fetchone()
@@ -175,16 +160,10 @@ def same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def pool_executor(pool: ConnectionPool[Any], schema: str, job_id: str) -> Executor:
-    """The executor of ``mf.entity(job_id)``: each command in a transaction of its own."""
-
-    def execute(command: str, path: list[str] | None, args: dict[str, Any]) -> Any:
-        # apply_command opens the transaction itself (no savepoint needed on
-        # a connection fresh from the pool); the pool commits a read on return.
-        with pool.connection() as conn:
-            return apply_command(conn, schema, job_id, command, path, args)
-
-    return execute
+def run_on_pool(pool: Pool, work: Callable[[Conn], T]) -> T:
+    """``work`` on a connection of ``pool``, for a command from outside a workflow."""
+    with pool.connection() as conn:
+        return work(conn)
 
 
 _MISMATCH = object()
