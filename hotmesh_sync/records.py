@@ -83,6 +83,8 @@ class Pending:
     kind: str
     key: str
     payload: dict[str, Any] = field(default_factory=dict)
+    #: For an activity, the function the proxy meant (never stored).
+    function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

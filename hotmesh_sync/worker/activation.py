@@ -31,6 +31,7 @@ from ..store.store import (
 )
 from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
 from ..workflow.suspension import Pending, Suspension
+from .activity_table import ActivityTable
 from .history_cache import HistoryCache
 
 _log = get_logger("hotmesh_sync.worker")
@@ -62,6 +63,7 @@ class Scheduler:
     histories: HistoryCache = field(default_factory=HistoryCache)
     may_lease: Callable[[], bool] = lambda: True
     limits: ActivationLimits = field(default_factory=ActivationLimits)
+    activities: ActivityTable = field(default_factory=lambda: ActivityTable({}))
 
 
 class ActivationRolledBack(Exception):
@@ -235,6 +237,8 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
     for item in pending:
         if item.kind == "activity":
             busy = True
+            if item.function is not None:
+                scheduler.activities.learn(str(item.payload["ref"]), item.function)
             queue = item.payload["task_queue"]
             mine = queue == scheduler.task_queue and not leased and scheduler.may_lease()
             task_id = tx.insert_step_task(

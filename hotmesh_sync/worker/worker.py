@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import errors
 from ..log import get_logger
@@ -28,15 +28,17 @@ from ..names import check_name
 from ..records import ErrorRecord, StepRecord, describe_error
 from ..settings import Settings
 from ..store.connect import make_pool
+from ..store.listener import Listener
 from ..store.store import ClaimedTask, Store, Tx, purge
 from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
-from ..workflow.registry import FunctionSet, as_table, find_activity, register_activities
+from ..workflow.registry import FunctionSet, as_table
 from .activation import LeasedActivity, Scheduler, activate, fail_run, record_and_activate
 from .activity_runner import classify_failure, run_attempt, success
-
-if TYPE_CHECKING:
-    from ..memflow import MemFlow
+from .activity_table import ActivityTable
+from .budget import TaskBudget
+from .quarantine import Quarantine
+from .wakeups import WakeUps
 
 _log = get_logger("hotmesh_sync.worker")
 
@@ -73,12 +75,26 @@ class ClaimOutcome:
     leased: list[LeasedActivity] = field(default_factory=list)
 
 
+class Host(Protocol):
+    """What a worker is built from (a MemFlow is one): the database to open
+    its own pool on, the app's schema, and the LISTEN connection to wake on."""
+
+    @property
+    def dsn(self) -> str: ...
+
+    @property
+    def schema(self) -> str: ...
+
+    @property
+    def listener(self) -> Listener: ...
+
+
 class Worker:
     """Runs workflows, hooks and activities of one task queue."""
 
     def __init__(
         self,
-        memflow: MemFlow,
+        host: Host,
         task_queue: str,
         workflows: FunctionSet = None,
         activities: FunctionSet = None,
@@ -92,8 +108,6 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if max_tasks is not None and max_tasks < 1:
-            raise ValueError("max_tasks must be at least 1")
         if not task_queue:
             raise ValueError("a worker needs a task_queue")
         self.task_queue = check_name(task_queue, "task_queue")
@@ -107,7 +121,6 @@ class Worker:
         self.activities = as_table(activities)
         for name in self.activities:
             check_name(name, "activity name")
-        register_activities(self.activities)
         self.concurrency = concurrency
         self.settings = Settings.from_env()
         # A short lease recovers a dead worker's activities sooner; a long one
@@ -119,39 +132,32 @@ class Worker:
         self.poll_interval = poll_interval
         self.maintenance_interval = maintenance_interval
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._memflow = memflow
+        self._listener = host.listener
         self._pool = make_pool(
-            memflow.dsn, concurrency + 2, f"hotmesh-pool-{task_queue}",
+            host.dsn, concurrency + 2, f"hotmesh-pool-{task_queue}",
             idle_in_transaction=self.settings.max_activation_seconds + 5.0)
-        self._store = Store(self._pool, memflow.schema)
+        self._store = Store(self._pool, host.schema)
+        self._table = ActivityTable(self.activities)
         self._scheduler = Scheduler(
             self.worker_id, task_queue, self.lease, may_lease=self._may_lease,
             limits=ActivationLimits(self.settings.max_activation_steps,
-                                    self.settings.max_activation_seconds))
+                                    self.settings.max_activation_seconds),
+            activities=self._table)
         self._stopping = threading.Event()
-        self._wake = threading.Condition()
-        self._wakes = 0
-        self._sleeping = 0
         self._threads: list[threading.Thread] = []
-        self._inflight: dict[int, float] = {}
-        self._inflight_lock = threading.Lock()
-        # Set while a recovered activity runs alone on this worker.
-        self._quarantined = threading.Event()
-        self._quarantine_owner: int | None = None
+        self._wakeups = WakeUps()
+        self._quarantine = Quarantine()
+        self._budget = TaskBudget(max_tasks, on_task)
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
-        # Counting for cron-style runs: a task is one claim from the queue,
-        # finished with any activity that step handed straight to this worker.
-        self.max_tasks = max_tasks
-        self._on_task = on_task
-        self._count_lock = threading.Lock()
-        self._taken = 0  # finished plus being claimed right now
-        self._done = 0
+
+    @property
+    def max_tasks(self) -> int | None:
+        return self._budget.limit
 
     @property
     def tasks_done(self) -> int:
         """Tasks finished so far."""
-        with self._count_lock:
-            return self._done
+        return self._budget.done
 
     # --- lifecycle -----------------------------------------------------
     def start(self) -> Worker:
@@ -159,7 +165,7 @@ class Worker:
         if self._threads:
             return self
         self._pool.open(wait=True, timeout=30)
-        self._memflow.listener.watch_queue(self.task_queue, self._notified)
+        self._listener.watch_queue(self.task_queue, self._wakeups.notify)
         for i in range(self.concurrency):
             self._spawn(self._work_loop, f"hotmesh-worker-{i}")
         self._spawn(self._heartbeat_loop, "hotmesh-heartbeat")
@@ -182,9 +188,8 @@ class Worker:
         if self._stopping.is_set():
             return [t.name for t in self._threads if t.is_alive()]
         self._stopping.set()
-        self._memflow.listener.unwatch_queue(self.task_queue, self._notified)
-        with self._wake:
-            self._wake.notify_all()
+        self._listener.unwatch_queue(self.task_queue, self._wakeups.notify)
+        self._wakeups.wake_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -222,26 +227,6 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- waiting for work ----------------------------------------------
-    def _notified(self) -> None:
-        with self._wake:
-            # Wakes are owed only to threads that sleep (or one about to): a
-            # busy thread claims again anyway, and each extra wake would cost
-            # an empty claim later.
-            self._wakes = min(self._wakes + 1, max(self._sleeping, 1))
-            self._wake.notify()
-
-    def _idle(self, seconds: float) -> None:
-        with self._wake:
-            if self._wakes == 0 and not self._stopping.is_set():
-                self._sleeping += 1
-                try:
-                    self._wake.wait(seconds)
-                finally:
-                    self._sleeping -= 1
-            if self._wakes > 0:
-                self._wakes -= 1
-
     def _work_loop(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -255,29 +240,18 @@ class Worker:
                 wait = self.poll_interval
                 if next_due is not None and next_due > 0:
                     wait = min(wait, next_due + 0.005)
-                self._idle(wait)
+                self._wakeups.sleep(wait, self._stopping)
 
     # --- claiming ------------------------------------------------------
     def _counted_claim(self) -> tuple[bool, float | None]:
         """``_claim_once`` within ``max_tasks``; reports each finished task."""
-        with self._count_lock:
-            # A thread reserves its slot before claiming, so threads racing for
-            # the last slots never take more than max_tasks between them.
-            if self.max_tasks is not None and self._taken >= self.max_tasks:
-                return False, None
-            self._taken += 1
+        if not self._budget.reserve():
+            return False, None
         did_work = False
         try:
             did_work, next_due = self._claim_once()
         finally:
-            with self._count_lock:
-                if did_work:
-                    self._done += 1
-                else:
-                    self._taken -= 1
-                count = self._done
-        if did_work and self._on_task is not None:
-            self._on_task(count)
+            self._budget.settle(did_work)
         return did_work, next_due
 
     def _claim_once(self) -> tuple[bool, float | None]:
@@ -286,10 +260,8 @@ class Worker:
         def work(tx: Tx) -> ClaimOutcome:
             # Everything it reports comes from this attempt: a transaction
             # retried after a transient fault starts from nothing.
-            with self._inflight_lock:
-                idle = not self._inflight and not self._quarantined.is_set()
-            task = tx.claim_task(self.task_queue, activities=not self._quarantined.is_set(),
-                                 recoveries=idle)
+            task = tx.claim_task(self.task_queue, activities=not self._quarantine.held,
+                                 recoveries=self._quarantine.idle())
             if task is None:
                 return ClaimOutcome(next_due=tx.next_due(self.task_queue))
             try:
@@ -303,16 +275,16 @@ class Worker:
         try:
             outcome = self._store.run(work)
         except BaseException as exc:
-            self._leave_quarantine_unused([])
+            self._quarantine.leave_unused([])
             if isinstance(exc, TaskFailed):
                 self._set_aside(exc.task_id, exc.cause)
             raise
         leased = outcome.leased
-        self._leave_quarantine_unused(leased)
+        self._quarantine.leave_unused(leased)
         if outcome.task_id is None:
             return False, outcome.next_due
         if outcome.more:
-            self._notified_one_more()
+            self._wakeups.one_more()
         while leased:
             leased = self._perform_activity(leased[0]) + leased[1:]
         return True, None
@@ -350,14 +322,6 @@ class Worker:
                             error=describe_error(again))
             self._store.run(lambda tx: tx.abandon_job(failed.job_id, task_id))
 
-    def _notified_one_more(self) -> None:
-        # One NOTIFY may stand for many tasks: after a claim that saw more
-        # ready, wake one more sleeping thread so a burst is picked up by all.
-        with self._wake:
-            if self._sleeping > self._wakes:
-                self._wakes += 1
-                self._wake.notify()
-
     def _do_task(self, tx: Tx, task: ClaimedTask) -> list[LeasedActivity]:
         task_id, kind, job_id, run_id = task.id, task.kind, task.job_id, task.run_id
         step_key, payload, claims = task.step_key, task.payload, task.claims
@@ -382,7 +346,7 @@ class Worker:
         # An activity: lease it, and run it once the lease is committed.
         attempt = int(payload.get("attempt", 1))
         recovering = claims >= attempt  # its last holder died (or stopped) holding it
-        if recovering and not self._enter_quarantine():
+        if recovering and not self._quarantine.enter():
             # Run a recovered task alone: if it kills its worker again, it takes
             # no innocent activity with it, and only its own count grows.
             tx.postpone_task(task_id, 0.5)
@@ -401,50 +365,21 @@ class Worker:
         return [LeasedActivity(task_id, job_id, run_id, step_key, payload, recovering)]
 
     def _may_lease(self) -> bool:
-        return not self._quarantined.is_set() and not self._stopping.is_set()
-
-    def _enter_quarantine(self) -> bool:
-        """Take the worker for one recovered activity; False while others run.
-
-        A retried claim transaction of the thread that holds it takes it again.
-        """
-        me = threading.get_ident()
-        with self._inflight_lock:
-            if self._quarantine_owner == me:
-                return True
-            if self._inflight or self._quarantined.is_set():
-                return False
-            self._quarantined.set()
-            self._quarantine_owner = me
-            return True
-
-    def _leave_quarantine_unused(self, leased: list[LeasedActivity]) -> None:
-        """Give the quarantine back when this thread's claim did not end with a
-        recovered activity to run (its transaction failed or took another path)."""
-        with self._inflight_lock:
-            if self._quarantine_owner == threading.get_ident() and not any(
-                    task.recovering for task in leased):
-                self._quarantine_owner = None
-                self._quarantined.clear()
+        return not self._quarantine.held and not self._stopping.is_set()
 
     # --- activities ----------------------------------------------------
     def _perform_activity(self, task: LeasedActivity) -> list[LeasedActivity]:
         """Run a leased activity and record its outcome; return newly leased ones."""
         name = str(task.payload["name"])
         log = self._log.bind(workflow_id=task.job_id, step=task.step_key, activity=name)
-        fn = self.activities.get(name) or find_activity(name, task.payload.get("ref"))
-        with self._inflight_lock:
-            self._inflight[task.task_id] = time.monotonic()
+        fn = self._table.find(name, task.payload.get("ref"))
+        self._quarantine.started(task)
         try:
             value = run_attempt(fn, task.payload)
         except Exception as exc:  # whatever the activity raised, stored by classify_failure
             return self._activity_failed(task, exc, log)
         finally:
-            with self._inflight_lock:
-                self._inflight.pop(task.task_id, None)
-                if task.recovering:
-                    self._quarantine_owner = None
-                    self._quarantined.clear()
+            self._quarantine.finished(task)
         log.debug("activity_completed")
 
         def record(tx: Tx) -> list[LeasedActivity]:
@@ -489,8 +424,7 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         """Extend the leases of running activities while this worker lives."""
         while not self._stopping.wait(self.lease / 3):
-            with self._inflight_lock:
-                ids = list(self._inflight)
+            ids = self._quarantine.running_ids()
             if not ids:
                 continue
             def extend(tx: Tx, ids: list[int] = ids) -> None:

@@ -12,17 +12,18 @@ from ..names import check_name
 from ..records import from_record
 from ..retry import RetryPolicy
 from .context import current
-from .registry import as_table, ref_of, register_activities
+from .registry import as_table, ref_of
 from .suspension import Pending
 
 
 class ActivityProxy:
     """Attribute access gives a durable caller for the activity of that name."""
 
-    def __init__(self, refs: Mapping[str, str], retry: RetryPolicy, task_queue: str | None,
-                 timeout: float | None) -> None:
-        self._refs = dict(refs)
-        self._names = frozenset(refs)
+    def __init__(self, functions: Mapping[str, Callable[..., Any]], retry: RetryPolicy,
+                 task_queue: str | None, timeout: float | None) -> None:
+        self._functions = dict(functions)
+        self._refs = {name: ref_of(fn) for name, fn in functions.items()}
+        self._names = frozenset(functions)
         self._retry = retry
         self._task_queue = task_queue
         self._timeout = timeout
@@ -59,7 +60,9 @@ class ActivityProxy:
             "timeout": self._timeout,
             "task_queue": self._task_queue or ctx.task_queue,
         }
-        ctx.suspend([Pending("activity", key, payload)])
+        # The function travels up with the pending call, so the worker that
+        # runs this workflow can run the activity without a global registry.
+        ctx.suspend([Pending("activity", key, payload, function=self._functions.get(name))])
 
 
 def proxy_activities(
@@ -71,17 +74,16 @@ def proxy_activities(
 ) -> ActivityProxy:
     """Durable callers for ``activities``; meant for module level.
 
-    The functions are registered with every worker of this process, so a
-    worker that runs the workflow can run its activities too.
+    A worker that runs a workflow using this proxy can run these activities
+    too; a worker of another ``task_queue`` needs them in its ``activities``.
     """
     table = as_table(activities)
     for name in table:
         check_name(name, "activity name")
     if task_queue is not None:
         check_name(task_queue, "task_queue")
-    register_activities(table)
     return ActivityProxy(
-        {name: ref_of(fn) for name, fn in table.items()},
+        table,
         retry or RetryPolicy(),
         task_queue,
         None if timeout is None else to_seconds(timeout),

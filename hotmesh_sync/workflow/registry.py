@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 Fn = Callable[..., Any]
 FunctionSet = Iterable[Fn] | Mapping[str, Fn] | types.ModuleType | None
-
-# Activities known to this process, by name and by where they are defined: two
-# modules may both define an activity "fetch", and each proxy must reach its own.
-_activities: dict[str, Fn] = {}
-_activities_by_ref: dict[str, Fn] = {}
-_lock = threading.Lock()
 
 
 def name_of(target: str | Fn) -> str:
@@ -53,17 +46,3 @@ def as_table(functions: FunctionSet) -> dict[str, Fn]:
 def ref_of(fn: Fn) -> str:
     """Where a function is defined: ``module:qualified.name``."""
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-
-
-def register_activities(table: Mapping[str, Fn]) -> None:
-    """Make activities known to every worker in this process."""
-    with _lock:
-        _activities.update(table)
-        _activities_by_ref.update({ref_of(fn): fn for fn in table.values()})
-
-
-def find_activity(name: str, ref: str | None = None) -> Fn | None:
-    """The activity a proxy meant (by ``ref``), else the last one registered as ``name``."""
-    with _lock:
-        found = _activities_by_ref.get(ref) if ref else None
-        return found or _activities.get(name)

@@ -164,6 +164,8 @@ def test_a_claim_retried_after_a_transient_fault_reports_only_its_own_task(
         mf: MemFlow, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first attempt claims a task and hits a transient fault; before the
     retry, the task is gone. The claim must say it did nothing."""
+    from hotmesh_sync.store import store as store_module
+
     w = mf.worker("default", [sets_entity], concurrency=1)
     w._pool.open(wait=True, timeout=10)
     mf.workflow.start(sets_entity, workflow_id="vanishing")
@@ -171,32 +173,24 @@ def test_a_claim_retried_after_a_transient_fault_reports_only_its_own_task(
     calls: list[int] = []
 
     def faulty(tx: Any, task: Any) -> Any:
-        task_id = task.id
-        calls.append(task_id)
+        calls.append(task.id)
         if len(calls) == 1:
-            thief_pid: list[int] = []
-
-            def steal() -> None:  # waits for our rollback, then takes the task away
-                with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                    thief_pid.append(conn.info.backend_pid)
-                    conn.execute(sql.SQL("DELETE FROM {}.tasks WHERE id = %s").format(
-                        sql.Identifier(mf.schema)), [task_id])
-
-            threading.Thread(target=steal).start()
-            # Once the thief queues for the task's lock, it gets the lock the
-            # moment our transaction rolls back: the retry cannot claim it.
-            with psycopg.connect(pg_dsn, autocommit=True) as watcher:
-                for _ in range(500):
-                    row = watcher.execute(
-                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                        [thief_pid[0] if thief_pid else -1]).fetchone()
-                    if row is not None and row[0] == "Lock":
-                        break
-                    time.sleep(0.01)
             raise psycopg.OperationalError("connection lost (simulated)")
         return original(tx, task)
 
+    def retry_after_theft(fn: Any) -> Any:
+        # The store's retry, with the task taken away between the attempts
+        # (the first attempt's transaction has rolled back by then).
+        try:
+            return fn()
+        except psycopg.OperationalError:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DELETE FROM {}.tasks").format(
+                    sql.Identifier(mf.schema)))
+            return fn()
+
     monkeypatch.setattr(w, "_do_task", faulty)
+    monkeypatch.setattr(store_module, "call_with_retry", retry_after_theft)
     try:
         did_work, _ = w._claim_once()
         assert did_work is False
