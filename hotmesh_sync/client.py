@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import errors
 from .durations import Duration, to_seconds
@@ -15,8 +15,10 @@ from .names import MAX_NAME as MAX_NAME  # re-exported for older imports
 from .names import check_name
 from .records import interrupted_error, workflow_failure
 from .retry import RetryPolicy
+from .store.listener import Listener
 from .store.store import (
     TERMINAL,
+    Store,
     Tx,
     create_workflow,
     interrupt_workflow,
@@ -26,8 +28,18 @@ from .store.store import (
 )
 from .workflow.registry import name_of
 
-if TYPE_CHECKING:
-    from .memflow import MemFlow
+
+class ClientHost(Protocol):
+    """What handles and the client work through (a MemFlow is one)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def listener(self) -> Listener: ...
+
+    @property
+    def workflow(self) -> WorkflowClient: ...
 
 _log = get_logger("hotmesh_sync.client")
 
@@ -38,7 +50,7 @@ SAFETY_POLL = 5.0
 class WorkflowHandle:
     """A started workflow, by id."""
 
-    def __init__(self, memflow: MemFlow, workflow_id: str) -> None:
+    def __init__(self, memflow: ClientHost, workflow_id: str) -> None:
         self._mf = memflow
         self.workflow_id = workflow_id
 
@@ -118,17 +130,14 @@ class WorkflowHandle:
 
     def history(self) -> list[dict[str, Any]]:
         """Every version of the entity document as RFC 6902 patches."""
-        from .store.entity_ops import history
-
         self._row()
-        with self._mf.pool.connection() as conn:
-            return history(conn, self._mf.schema, self.workflow_id)
+        return self._mf.store.entity_history(self.workflow_id)
 
 
 class WorkflowClient:
     """``mf.workflow``: start, execute, signal, hook and list workflows."""
 
-    def __init__(self, memflow: MemFlow) -> None:
+    def __init__(self, memflow: ClientHost) -> None:
         self._mf = memflow
 
     def start(

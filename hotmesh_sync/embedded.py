@@ -44,6 +44,8 @@ from psycopg.conninfo import make_conninfo
 
 from hotmesh_sync.errors import ConfigurationError
 
+from .settings import data_dir_from_env, dsn_from_env
+
 __all__ = ["EmbeddedServer", "default_data_dir", "default_dsn", "resolve_dsn", "start_throwaway"]
 
 #: Look for the binaries that the ``pgserver`` package bundles first.
@@ -89,12 +91,12 @@ def resolve_dsn(dsn: str | None) -> str:
     if dsn is not None:
         return dsn
     # An empty variable counts as unset, as shells make them easily.
-    return os.environ.get("HOTMESH_DSN") or os.environ.get("DATABASE_URL") or default_dsn()
+    return dsn_from_env() or default_dsn()
 
 
 def default_data_dir() -> Path:
     """Where the embedded default keeps its cluster (see the module docstring)."""
-    explicit = os.environ.get("HOTMESH_DATA_DIR")
+    explicit = data_dir_from_env()
     if explicit:
         return Path(explicit).expanduser().resolve()
     if os.geteuid() == 0:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
 from .errors import PayloadTooLargeError
+from .settings import Settings, payload_ceiling
 
 #: Default ceiling for one JSON value (args, result, signal data, a document).
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_BYTES = Settings.max_payload_bytes
 
 #: The deepest nesting of arrays and objects a value may have (API.md §10).
 #: ``[]`` and ``{}`` are one level; ``[[1]]`` is two.
@@ -26,8 +26,7 @@ _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 def max_bytes() -> int:
     """The configured ceiling: ``$HOTMESH_MAX_PAYLOAD_BYTES`` or 16 MB."""
-    raw = os.environ.get("HOTMESH_MAX_PAYLOAD_BYTES")
-    return int(raw) if raw else DEFAULT_MAX_BYTES
+    return payload_ceiling()
 
 
 def dumps(value: Any, what: str = "value") -> str:
@@ -80,12 +79,6 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
         # Removing every empty pair removes exactly one level of every branch.
         skeleton = skeleton.replace(b"()", b"")
     return bool(skeleton)
-
-
-def check(value: Any, what: str = "value") -> Any:
-    """Validate ``value`` as JSON and return it unchanged."""
-    dumps(value, what)
-    return value
 
 
 def normalized(value: Any, what: str = "value") -> Any:

@@ -44,9 +44,6 @@ class RetryPolicy:
         return _backoff(to_seconds(self.initial_interval), self.backoff_coefficient,
                         to_seconds(self.maximum_interval), attempt)
 
-    def is_retryable(self, exc: BaseException) -> bool:
-        return not isinstance(exc, self.non_retryable)
-
     def to_json(self) -> dict[str, Any]:
         """The durable form (exception types are kept by name)."""
         return {

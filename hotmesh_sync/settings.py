@@ -40,8 +40,7 @@ class Settings:
             lease_seconds=_number(env, "HOTMESH_LEASE_SECONDS", cls.lease_seconds,
                                   maximum=_DAY),
             max_recoveries=int(_number(env, "HOTMESH_MAX_RECOVERIES", cls.max_recoveries, 0)),
-            max_payload_bytes=int(_number(env, "HOTMESH_MAX_PAYLOAD_BYTES",
-                                          cls.max_payload_bytes)),
+            max_payload_bytes=payload_ceiling(env),
             max_task_failures=int(_number(env, "HOTMESH_MAX_TASK_FAILURES",
                                           cls.max_task_failures)),
             max_activation_steps=int(_number(env, "HOTMESH_MAX_ACTIVATION_STEPS",
@@ -52,6 +51,28 @@ class Settings:
 
 
 _DAY = 86_400.0
+
+
+def payload_ceiling(environ: Mapping[str, str] | None = None) -> int:
+    """``HOTMESH_MAX_PAYLOAD_BYTES`` now (16 MB unset).
+
+    Read at each check rather than once: a ceiling lowered by an operator or a
+    test applies at once to every MemFlow of the process.
+    """
+    env = os.environ if environ is None else environ
+    return int(_number(env, "HOTMESH_MAX_PAYLOAD_BYTES", Settings.max_payload_bytes))
+
+
+def dsn_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$HOTMESH_DSN``, else ``$DATABASE_URL``; None when neither is set (or empty)."""
+    env = os.environ if environ is None else environ
+    return env.get("HOTMESH_DSN") or env.get("DATABASE_URL") or None
+
+
+def data_dir_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$HOTMESH_DATA_DIR``: where the embedded default keeps its cluster, if set."""
+    env = os.environ if environ is None else environ
+    return env.get("HOTMESH_DATA_DIR") or None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 1e-9,

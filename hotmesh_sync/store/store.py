@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import WorkflowNotFoundError
 from ..jsonvalue import dumps
 from ..records import StepRecord
-from .entity_ops import apply_compiled, read_document
+from .entity_ops import apply_compiled, history, read_document
 from .queries import Queries
 from .transient import call_with_retry
 
@@ -335,10 +335,6 @@ class Tx:
                             result, error) is not None:
             self.wake_run(parent_id, parent_run)
 
-    def step_exists(self, job_id: str, run_id: str, step_key: str) -> bool:
-        return self._one("step_exists", dict(job_id=job_id, run_id=run_id,
-                                             step_key=step_key)) is not None
-
     # --- signals -------------------------------------------------------
     def lock_job(self, job_id: str) -> str | None:
         """Take the job's signal lock; its status, or None if there is no such job."""
@@ -369,10 +365,6 @@ class Tx:
     def waiting_jobs(self, signal_id: str) -> list[str]:
         cur = self._conn.execute(self._sql("waiting_jobs"), dict(signal_id=signal_id))
         return [row[0] for row in cur]
-
-    def signal_sent_by_run(self, job_id: str, run_id: str, signal_id: str) -> bool:
-        return self._one("signal_sent_by_run", dict(job_id=job_id, run_id=run_id,
-                                                    signal_id=signal_id)) is not None
 
     # --- interrupts ----------------------------------------------------
     def interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> bool:
@@ -418,6 +410,13 @@ class Store:
         for callback in after_commit:
             callback()
         return result
+
+    def entity_history(self, job_id: str) -> list[dict[str, Any]]:
+        """Every version of a job's document, as ``entity_ops.history`` gives it."""
+        def read() -> list[dict[str, Any]]:
+            with self.pool.connection() as conn:
+                return history(conn, self.schema, job_id)
+        return call_with_retry(read)
 
     def fetch_dicts(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Rows of a read-only named query, as dicts."""

@@ -40,9 +40,5 @@ class HistoryCache:
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
 
-    def drop(self, key: CacheKey) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
     def __len__(self) -> int:
         return len(self._entries)

@@ -193,10 +193,6 @@ SELECT ins.seq, s.step_key, s.kind, s.name, s.result, s.error, s.seq
 FROM ins LEFT JOIN {schema}.steps s
   ON s.job_id = %(job_id)s AND s.run_id = %(run_id)s AND s.seq > %(after_seq)s
 
--- name: step_exists
-SELECT 1 FROM {schema}.steps
-WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s
-
 -- name: set_run_status
 UPDATE {schema}.runs
 SET status = %(status)s, result = %(result)s, error = %(error)s, updated_at = now(),
@@ -279,11 +275,6 @@ DELETE FROM {schema}.tasks WHERE job_id = %(id)s
 -- name: active_children
 SELECT id FROM {schema}.jobs
 WHERE parent_id = %(id)s AND status NOT IN ('completed', 'failed', 'interrupted')
-
--- name: signal_sent_by_run
-SELECT 1 FROM {schema}.steps
-WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind = 'signal' AND name = %(signal_id)s
-LIMIT 1
 
 -- name: purge_finished
 -- Ages are compared as seconds, never turned into intervals: an absurd
