@@ -44,6 +44,10 @@ class RetryPolicy:
         return _backoff(to_seconds(self.initial_interval), self.backoff_coefficient,
                         to_seconds(self.maximum_interval), attempt)
 
+    def decide(self, exc: BaseException, attempt: int) -> Decision:
+        """After failed attempt ``attempt`` with ``exc``: retry after how long, or give up."""
+        return decide(self.to_json(), exc, attempt)
+
     def to_json(self) -> dict[str, Any]:
         """The durable form (exception types are kept by name)."""
         return {

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -26,6 +26,7 @@ from .queries import Queries
 from .transient import call_with_retry
 
 T = TypeVar("T")
+R = TypeVar("R")
 #: Whatever the database raises: an activation lets these through (its
 #: transaction is unusable), unlike the workflow's own errors.
 DatabaseError = psycopg.Error
@@ -115,6 +116,12 @@ class Tx:
     def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         return self._conn.execute(self._sql(name), params).fetchone()
 
+    def _one_as(self, cls: type[R], name: str, params: dict[str, Any]) -> R | None:
+        """The first row of a query as ``cls``, built from its named columns."""
+        with self._conn.cursor(row_factory=class_row(cls)) as cur:
+            cur.execute(self._sql(name), params)
+            return cur.fetchone()
+
     def _run(self, name: str, params: dict[str, Any]) -> int:
         return self._conn.execute(self._sql(name), params).rowcount
 
@@ -135,10 +142,7 @@ class Tx:
         self._run("insert_history", dict(job_id=job_id, version=version, patch=jsonb(patch)))
 
     def lock_run(self, job_id: str, run_id: str) -> LockedRun | None:
-        row = self._one("lock_run", dict(job_id=job_id, run_id=run_id))
-        if row is None:
-            return None
-        return LockedRun(job_id, run_id, *row)
+        return self._one_as(LockedRun, "lock_run", dict(job_id=job_id, run_id=run_id))
 
     def job_status(self, job_id: str) -> str | None:
         row = self._one("job_exists", dict(id=job_id))
@@ -244,8 +248,7 @@ class Tx:
 
     def fail_task(self, task_id: int, delay: float) -> FailedTask | None:
         """Count a failure of ``task_id`` and postpone it; None if it is gone."""
-        row = self._one("fail_task", dict(id=task_id, delay=delay))
-        return None if row is None else FailedTask(*row)
+        return self._one_as(FailedTask, "fail_task", dict(id=task_id, delay=delay))
 
     def abandon_job(self, job_id: str, task_id: int | None) -> None:
         """Fail a workflow with a fixed record and drop its work (last resort)."""

@@ -244,3 +244,16 @@ def test_settings_refuse_absurd_values() -> None:
                         ("HOTMESH_MAX_TASK_FAILURES", "many")]:
         with pytest.raises(ConfigurationError, match=name):
             Settings.from_env({name: value})
+
+
+def test_one_retry_decision_for_policies_and_their_durable_form() -> None:
+    """RetryPolicy.decide and retry.decide (what the worker uses) agree."""
+    from hotmesh_sync.retry import decide
+
+    policy = RetryPolicy(maximum_attempts=3, initial_interval="1s", non_retryable=(KeyError,))
+    assert policy.decide(RuntimeError("x"), 1).delay == 1.0
+    assert policy.decide(RuntimeError("x"), 2).delay == 2.0
+    assert policy.decide(RuntimeError("x"), 3).reason == "exhausted"
+    assert policy.decide(KeyError("x"), 1).reason == "non_retryable"
+    assert policy.decide(errors.FatalError("stop"), 1).reason == "non_retryable"
+    assert decide(policy.to_json(), RuntimeError("x"), 2) == policy.decide(RuntimeError("x"), 2)

@@ -141,7 +141,7 @@ WHERE id = %(id)s
 SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 
 -- name: lock_run
-SELECT r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
+SELECT r.job_id, r.run_id, r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
        j.parent_step, j.created_at
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
