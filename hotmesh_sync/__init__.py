@@ -2,7 +2,7 @@
 
 import logging
 
-from . import errors, workflow
+from . import activity, errors, workflow
 from .entity import Entity
 from .memflow import MemFlow
 from .retry import RetryPolicy
@@ -12,4 +12,4 @@ from .retry import RetryPolicy
 logging.getLogger("hotmesh_sync").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
-__all__ = ["Entity", "MemFlow", "RetryPolicy", "errors", "workflow", "__version__"]
+__all__ = ["Entity", "MemFlow", "RetryPolicy", "activity", "errors", "workflow", "__version__"]

@@ -165,9 +165,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     timeout = parse_seconds(args.timeout, "--timeout")
     if timeout is not None and not args.wait:
         raise UsageError("--timeout goes with --wait")
+    run_timeout = parse_seconds(args.run_timeout, "--run-timeout")
     with open_memflow(args) as mf:
         handle = mf.workflow.start(args.name, call_args, task_queue=args.task_queue,
-                                   workflow_id=args.id, entity=args.entity, search=search)
+                                   workflow_id=args.id, entity=args.entity, search=search,
+                                   if_exists=args.if_exists, run_timeout=run_timeout)
         if args.wait:
             return outcome(mf, args, handle.workflow_id, timeout)
         emit(args, {"workflow_id": handle.workflow_id}, human=handle.workflow_id)
@@ -199,9 +201,15 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_interrupt(args: argparse.Namespace) -> int:
     with open_memflow(args) as mf:
         handle = mf.workflow.get_handle(args.id)
-        done = handle.interrupt(reason=args.reason, descend=args.descend)
+        done = handle.interrupt(reason=args.reason, descend=args.descend, force=args.force)
         status = handle.status()
-    human = f"interrupted {args.id}" if done else f"{args.id} had already ended ({status})"
+    if not done:
+        human = f"{args.id} had already ended ({status})"
+    elif status == "interrupted":
+        human = f"interrupted {args.id}"
+    else:  # its coordinator gets CancelledError and may clean up first
+        human = (f"cancellation of {args.id} requested: its cleanup runs in a worker "
+                 "(--force ends it at once)")
     emit(args, {"workflow_id": args.id, "interrupted": done, "status": status}, human=human)
     return EXIT_OK
 
@@ -227,9 +235,19 @@ def cmd_entity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        runs = mf.workflow.get_handle(args.id).runs()
+    human = table([[str(r["run_number"]), r["run_id"], r["status"], _when(r["started_at"]),
+                    _when(r["ended_at"]) if r["ended_at"] else "-", _short(r["reason"] or "")]
+                   for r in runs], ["#", "RUN", "STATUS", "STARTED", "ENDED", "REASON"])
+    emit(args, runs, human=human)
+    return EXIT_OK
+
+
 def cmd_steps(args: argparse.Namespace) -> int:
     with open_memflow(args) as mf:
-        steps = mf.workflow.get_handle(args.id).steps()
+        steps = mf.workflow.get_handle(args.id).steps(run_id=args.run)
 
     def shown(step: dict[str, Any]) -> str:
         error = step["error"]
@@ -337,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="the workflow id (default: a new uuid)")
     p.add_argument("--entity", help="the entity label stored with the workflow")
     p.add_argument("--search", help="a JSON object merged into the entity before the first run")
+    p.add_argument("--if-exists", choices=["error", "attach", "restart"], default="error",
+                   help="when the id is taken: fail (default), attach to it, or begin a new "
+                        "run if its workflow has ended")
+    p.add_argument("--run-timeout", metavar="DURATION",
+                   help="fail a run that lasts longer (596), e.g. '1 hour'")
     p.add_argument("--wait", action="store_true", help="wait and print the result")
     p.add_argument("--timeout", metavar="DURATION", help="with --wait: give up after this long")
 
@@ -356,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--reason")
     p.add_argument("--descend", action="store_true", help="also interrupt its children")
+    p.add_argument("--force", action="store_true",
+                   help="end it at once, without letting its code clean up")
 
     p = command("ls", cmd_ls, "list workflows, newest first")
     p.add_argument("--entity")
@@ -368,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a dotted path, e.g. 'perspectives.optimistic'")
 
     p = command("steps", cmd_steps, "print a workflow's recorded durable steps")
+    p.add_argument("id")
+    p.add_argument("--run", metavar="RUN_ID", help="an earlier run's steps (see 'runs')")
+
+    p = command("runs", cmd_runs, "list the runs of a workflow id (continue-as-new, restarts)")
     p.add_argument("id")
 
     command("migrate", cmd_migrate, "create or migrate the app's schema")

@@ -13,6 +13,7 @@ from .jsonvalue import normalized
 from .log import get_logger
 from .names import MAX_NAME as MAX_NAME  # re-exported for older imports
 from .names import check_name
+from .payloads import decode_result, encode, encode_args
 from .records import interrupted_error, workflow_failure
 from .retry import RetryPolicy
 from .store.listener import Listener
@@ -23,6 +24,7 @@ from .store.store import (
     create_workflow,
     interrupt_workflow,
     jsonb,
+    restart_workflow,
     run_on_connection,
     start_hook_run,
 )
@@ -75,7 +77,7 @@ class WorkflowHandle:
         """The whole job row."""
         return self._row()
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: Duration | None = None) -> Any:
         """Block until the workflow ends; its return value, or WorkflowFailedError.
 
         Waits on a notification, not by polling; ``timeout`` elapsed raises the
@@ -108,24 +110,53 @@ class WorkflowHandle:
     def signal(self, signal_id: str, data: Any = None) -> int:
         return self._mf.workflow.signal(signal_id, data, workflow_id=self.workflow_id)
 
-    def interrupt(self, reason: str | None = None, descend: bool = False) -> bool:
+    def interrupt(self, reason: str | None = None, descend: bool = False,
+                  force: bool = False) -> bool:
         """Cancel the workflow (and with ``descend`` its running children).
 
+        Its coordinator gets ``errors.CancelledError`` at the durable call it
+        waits on and may clean up (API.md §11); ``force`` ends it at once
+        without cleanup. A workflow that has not started yet ends at once.
         False when it had already ended."""
         error = interrupted_error(None if reason is None else str(reason))
-        done = interrupt_workflow(self._mf.store, self.workflow_id, error, descend)
+        done = interrupt_workflow(self._mf.store, self.workflow_id, error, descend, force)
         if done:
-            _log.info("workflow_interrupted", workflow_id=self.workflow_id, reason=reason)
+            _log.info("workflow_interrupted", workflow_id=self.workflow_id, reason=reason,
+                      force=force)
         return done
 
-    def steps(self) -> list[dict[str, Any]]:
-        """The recorded durable steps, in the order they were recorded."""
-        self._row()
+    def steps(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The recorded durable steps of the current run (or of the run
+        ``run_id``, from ``runs()``), in the order they were recorded."""
+        row = self._row()
+        if run_id is None or run_id == row["run_id"]:
+            found = self._mf.store.fetch_dicts("list_steps", {"job_id": self.workflow_id})
+        else:
+            check_name(run_id, "run_id")
+            if not any(r["run_id"] == run_id for r in self.runs()):
+                raise ValueError(f"workflow {self.workflow_id!r} has no run {run_id!r}")
+            found = self._mf.store.fetch_dicts(
+                "list_run_steps", {"job_id": self.workflow_id, "run_id": run_id})
         return [
             {"run_id": r["run_id"], "key": r["step_key"], "kind": r["kind"],
              "name": r["name"], "result": r["result"], "error": r["error"],
              "at": r["created_at"].isoformat()}
-            for r in self._mf.store.fetch_dicts("list_steps", {"job_id": self.workflow_id})
+            for r in found
+        ]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run of this workflow id, oldest first: ``run_id``, ``status``
+        (``continued`` for a run that continued as new), ``started_at``,
+        ``ended_at`` (None while it goes) and ``reason`` (how it ended)."""
+        rows = self._mf.store.fetch_dicts("list_runs", {"id": self.workflow_id})
+        if not rows:
+            raise errors.WorkflowNotFoundError(self.workflow_id)
+        return [
+            {"run_id": r["run_id"], "run_number": r["run_number"], "status": r["status"],
+             "started_at": r["started_at"].isoformat(),
+             "ended_at": None if r["ended_at"] is None else r["ended_at"].isoformat(),
+             "reason": r["reason"]}
+            for r in rows
         ]
 
     def history(self) -> list[dict[str, Any]]:
@@ -152,10 +183,17 @@ class WorkflowClient:
         expire: Duration | None = None,
         if_exists: str = "error",
         connection: Any = None,
+        run_timeout: Duration | None = None,
     ) -> WorkflowHandle:
-        """Start a workflow; its handle. See API.md §2 for every option."""
-        if if_exists not in ("error", "attach"):
-            raise ValueError("if_exists must be 'error' or 'attach'")
+        """Start a workflow; its handle. See API.md §2 and §11 for every option.
+
+        ``if_exists='restart'`` begins a new run of an id whose workflow has
+        ended (its entity is kept); a workflow still going raises
+        DuplicateWorkflowError. ``run_timeout`` fails a run that lasts longer
+        with 596.
+        """
+        if if_exists not in ("error", "attach", "restart"):
+            raise ValueError("if_exists must be 'error', 'attach' or 'restart'")
         if args is not None and not isinstance(args, (list, tuple)):
             raise TypeError("args must be a list or tuple of JSON values")
         spec = {
@@ -163,22 +201,26 @@ class WorkflowClient:
             "workflow_name": check_name(name_of(workflow_name), "workflow_name"),
             "task_queue": check_name(task_queue or entity or "default", "task_queue"),
             "entity": None if entity is None else check_name(entity, "entity"),
-            "args": normalized(list(args or []), "workflow args"),
+            "args": normalized(encode_args(args or []), "workflow args"),
             "search": normalized(dict(search or {}), "search"),
             "retry": None if retry is None else retry.to_json(),
             "expire_seconds": None if expire is None else to_seconds(expire),
+            "run_timeout": None if run_timeout is None else to_seconds(run_timeout),
+            "run_id": uuid.uuid4().hex,
         }
         if search is not None and not isinstance(search, Mapping):
             raise TypeError("search must be a dict")
 
         def work(tx: Tx) -> bool:
-            return create_workflow(tx, spec)
+            if create_workflow(tx, spec):
+                return True
+            return if_exists == "restart" and restart_workflow(tx, spec)
 
         if connection is not None:
             created = run_on_connection(self._mf.store, connection, work)
         else:
             created = self._mf.store.run(work)
-        if not created and if_exists == "error":
+        if not created and if_exists != "attach":
             raise errors.DuplicateWorkflowError(spec["workflow_id"])
         if created:
             _log.info("workflow_queued", workflow_id=spec["workflow_id"],
@@ -186,9 +228,11 @@ class WorkflowClient:
         return WorkflowHandle(self._mf, spec["workflow_id"])
 
     def execute(self, workflow_name: str | Callable[..., Any], args: Sequence[Any] | None = None,
-                timeout: float | None = None, **options: Any) -> Any:
+                timeout: Duration | None = None, **options: Any) -> Any:
         """Start a workflow and wait for its result."""
-        return self.start(workflow_name, args, **options).result(timeout=timeout)
+        value = self.start(workflow_name, args, **options).result(timeout=timeout)
+        # Given the function itself, its return hint rebuilds the value.
+        return decode_result(workflow_name if callable(workflow_name) else None, value)
 
     def get_handle(self, workflow_id: str) -> WorkflowHandle:
         handle = WorkflowHandle(self._mf, workflow_id)
@@ -202,7 +246,7 @@ class WorkflowClient:
         ``workflow_id`` it goes to every workflow waiting on it now.
         """
         check_name(signal_id, "signal_id")
-        payload = jsonb(normalized(data, "signal data"), "signal data")
+        payload = jsonb(normalized(encode(data), "signal data"), "signal data")
 
         if workflow_id is not None:
             check_name(workflow_id, "workflow_id")
@@ -233,7 +277,7 @@ class WorkflowClient:
             "job_id": workflow_id,
             "run_id": run_id,
             "workflow_name": check_name(name_of(workflow_name), "workflow_name"),
-            "args": normalized(list(args or []), "hook args"),
+            "args": normalized(encode_args(args or []), "hook args"),
             "task_queue": None if task_queue is None else check_name(task_queue, "task_queue"),
             "signal_id": None if signal_id is None else check_name(signal_id, "signal_id"),
         }

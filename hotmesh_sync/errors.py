@@ -18,12 +18,25 @@
     └── WorkflowFailedError       a workflow that ended in failure (has .code)
         └── WorkflowInterruptedError
 
-The exception that suspends a workflow (``hotmesh_sync.workflow.Suspension``)
-derives from ``BaseException`` on purpose and is not part of this tree: a
-coordinator's ``except Exception`` must never swallow it.
+    BaseException
+    ├── Suspension                a durable call with no recorded result yet
+    └── CancelledError            the workflow was interrupted (cancelled)
+
+Two exceptions derive from ``BaseException`` on purpose and are not part of
+the ``HotMeshError`` tree: the one that suspends a workflow
+(``hotmesh_sync.workflow.Suspension``) and ``CancelledError``. Like
+asyncio's, a coordinator's ``except Exception`` must never swallow either.
+
+The library's errors that carry a failure from elsewhere (``FatalError``,
+``MaxedError``, ``WorkflowFailedError``) keep the chain of errors behind it
+(``__cause__``, or the error being handled) as ``.causes``: (error type,
+message) pairs, outermost first. The original exception objects are gone
+once a failure has been stored, so type and message are what survives.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 #: Workflow failure codes, as MemFlow numbers them.
 CODE_FATAL = 598
@@ -87,13 +100,21 @@ class PayloadTooLargeError(HotMeshError, ValueError):
     """A JSON value is larger than the configured maximum."""
 
 
-class _RemoteError(HotMeshError):
-    """An error that happened elsewhere, carried by class name and message."""
+def _cause_pairs(causes: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``causes`` as a tuple of (type, message) string pairs, whatever sequence it came as."""
+    return tuple((str(error_type), str(message)) for error_type, message in causes)
 
-    def __init__(self, message: str, error_type: str | None = None) -> None:
+
+class _RemoteError(HotMeshError):
+    """An error that happened elsewhere, carried by class name and message,
+    with the chain of errors behind it (``causes``, outermost first)."""
+
+    def __init__(self, message: str, error_type: str | None = None, *,
+                 causes: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.error_type = error_type or type(self).__name__
+        self.causes = _cause_pairs(causes)
 
 
 class FatalError(_RemoteError):
@@ -106,7 +127,13 @@ class MaxedError(_RemoteError):
 
 
 class WorkflowFailedError(HotMeshError):
-    """A workflow ended in failure; ``code`` says how (598, 597, 596, 410)."""
+    """A workflow ended in failure; ``code`` says how (598, 597, 596, 410).
+
+    ``str()`` shows the errors behind the failure too (``... <- caused by
+    ConnectionError: card service down``): a client often sees nothing else
+    of what went wrong inside the workflow. ``message`` stays the failure's
+    own message.
+    """
 
     def __init__(
         self,
@@ -115,13 +142,37 @@ class WorkflowFailedError(HotMeshError):
         code: int,
         error_type: str,
         workflow_id: str | None = None,
+        causes: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(f"[{code}] {error_type}: {message}")
+        pairs = _cause_pairs(causes)
+        chain = "".join(f" <- caused by {kind}: {text}" for kind, text in pairs)
+        super().__init__(f"[{code}] {error_type}: {message}{chain}")
         self.message = message
         self.code = code
         self.error_type = error_type
         self.workflow_id = workflow_id
+        self.causes = pairs
 
 
 class WorkflowInterruptedError(WorkflowFailedError):
     """A workflow was interrupted (cancelled); its code is 410."""
+
+
+class CancelledError(BaseException):
+    """The workflow was interrupted (cancelled).
+
+    Raised inside a workflow's coordinator at the durable call it waits on
+    when the workflow is interrupted: cleanup code may then still make
+    durable calls; letting the error out ends the workflow interrupted (code
+    410), returning normally completes it. Also raised by
+    ``activity.heartbeat()`` in an activity once its workflow was interrupted.
+
+    Derives from ``BaseException``, as asyncio's does, so that a workflow's
+    ``except Exception`` does not swallow the cancellation by accident.
+    ``reason`` is the reason given to the interrupt, when there was one.
+    """
+
+    def __init__(self, message: str = "cancelled", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason

@@ -65,6 +65,13 @@ class LockedRun:
     parent_run: str | None
     parent_step: str | None
     created_at: Any = None
+    #: The workflow's current run (API.md §11): its number and id.
+    run_number: int = 1
+    workflow_run_id: str = ""
+    #: None, 'requested' (CancelledError not raised yet) or 'delivered'.
+    cancel_state: str | None = None
+    cancel_error: dict[str, Any] | None = None
+    run_timeout: float | None = None
 
 
 TERMINAL = ("completed", "failed", "interrupted")
@@ -87,6 +94,17 @@ class ClaimedTask:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedTask:
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What an activity's heartbeat found: whether its task is still its own,
+    and the state of its workflow."""
+
+    alive: bool
+    status: str | None
+    cancel_state: str | None
+    cancel_error: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,43 @@ class Tx:
 
     def restart_job(self, job_id: str) -> None:
         self._run("restart_job", dict(id=job_id))
+
+    def job_error(self, job_id: str) -> Any:
+        """The stored error of a job (None when it has none)."""
+        row = self._one("get_job_outcome", dict(id=job_id))
+        return None if row is None else row[2]
+
+    def lock_job_row(self, job_id: str) -> dict[str, Any] | None:
+        """Lock a job's row; its status and start options, None if unknown."""
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("lock_job_row"), dict(id=job_id))
+            return cur.fetchone()
+
+    def archive_run(self, job_id: str, status: str, reason: str | None) -> None:
+        """Keep the current run of a job as ended (``status``) and drop its work."""
+        self._run("archive_run", dict(id=job_id, status=status, reason=reason))
+
+    def begin_run(self, job_id: str, *, run_id: str, workflow_name: str, task_queue: str,
+                  args: Any, retry: Any, run_timeout: float | None,
+                  expire_seconds: float | None, entity: str | None = None) -> None:
+        """Make the job's row the next run, and queue its first activation
+        (``entity``: a new label, None keeps it)."""
+        self._run("begin_run", dict(
+            id=job_id, run_id=run_id, workflow_name=workflow_name, task_queue=task_queue,
+            args=args, retry=retry, run_timeout=run_timeout, expire_seconds=expire_seconds,
+            entity=entity))
+        self.insert_run_task(task_queue, job_id, "")
+        self.insert_deadline_task(job_id)
+
+    def merge_search(self, job_id: str, search: dict[str, Any]) -> None:
+        self._run("merge_search", dict(id=job_id, search=jsonb(search, "search")))
+
+    def delete_deadline(self, job_id: str) -> None:
+        self._run("delete_deadline", dict(id=job_id))
+
+    def insert_deadline_task(self, job_id: str) -> None:
+        """Queue the run's 596 deadline, when the job has a run_timeout."""
+        self._run("insert_deadline_task", dict(id=job_id))
 
     # --- tasks ---------------------------------------------------------
     def claim_task(self, task_queue: str, activities: bool,
@@ -258,10 +313,11 @@ class Tx:
         """Wait at most ``seconds`` for any lock for the rest of this transaction."""
         self._one("set_lock_timeout", dict(timeout=f"{int(seconds * 1000)}ms"))
 
-    def request_interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> None:
+    def request_interrupt(self, job_id: str, error: dict[str, Any], descend: bool,
+                          force: bool) -> None:
         """Queue an interrupt for the workflow's workers (never waits on a lock)."""
         self._run("insert_interrupt_task", dict(
-            id=job_id, payload=Jsonb({"error": error, "descend": descend})))
+            id=job_id, payload=Jsonb({"error": error, "descend": descend, "force": force})))
 
     def delete_step_task(self, job_id: str, run_id: str, step_key: str) -> None:
         self._run("delete_step_task", dict(job_id=job_id, run_id=run_id, step_key=step_key))
@@ -353,10 +409,12 @@ class Tx:
         self._run("wake_runs_of_job", params)
         return True
 
-    def consume_signal(self, job_id: str, signal_id: str) -> tuple[bool, Any]:
-        """Take the oldest kept signal; (found, data). Call lock_job first."""
-        row = self._one("consume_signal", dict(job_id=job_id, signal_id=signal_id))
-        return (False, None) if row is None else (True, row[0])
+    def consume_signal(self, job_id: str,
+                       signal_ids: list[str]) -> tuple[str, Any] | None:
+        """Take the oldest kept signal with one of ``signal_ids``; (its id,
+        data), or None. Call lock_job first."""
+        row = self._one("consume_signal", dict(job_id=job_id, signal_ids=signal_ids))
+        return None if row is None else (str(row[0]), row[1])
 
     def insert_wait(self, job_id: str, run_id: str, step_key: str, signal_id: str) -> None:
         self._run("insert_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key,
@@ -369,7 +427,46 @@ class Tx:
         cur = self._conn.execute(self._sql("waiting_jobs"), dict(signal_id=signal_id))
         return [row[0] for row in cur]
 
-    # --- interrupts ----------------------------------------------------
+    def has_pending(self, job_id: str, run_id: str, step_key: str) -> bool:
+        """Whether the run waits on a call at ``step_key`` (a task or a wait)."""
+        row = self._one("has_pending", dict(job_id=job_id, run_id=run_id, step_key=step_key))
+        return bool(row and row[0])
+
+    def heartbeat(self, task_id: int, job_id: str, worker: str, lease: float,
+                  details: Jsonb | None, extend: bool = True) -> Beat:
+        """An activity's heartbeat (``extend``) or just a look at its state."""
+        found = self._one_as(Beat, "heartbeat_task", dict(
+            id=task_id, job_id=job_id, worker=worker, lease=lease, details=details,
+            extend=extend))
+        assert found is not None  # the query always returns one row
+        return found
+
+    # --- cancellation and interrupts -------------------------------------
+    def cancel(self, job_id: str, error: dict[str, Any], descend: bool, force: bool) -> bool:
+        """Cancel a workflow: with cleanup (its coordinator gets CancelledError
+        at its next activation), or at once when ``force`` or when it has not
+        started. False if it had already ended."""
+        status = self.job_status(job_id)
+        if status is None:
+            raise WorkflowNotFoundError(job_id)
+        if status in TERMINAL:
+            return False
+        if force or status == "pending":  # nothing of its code runs: no cleanup to do
+            return self.interrupt(job_id, error, descend)
+        if self._one("request_cancel", dict(id=job_id, error=Jsonb(error))) is not None:
+            self.wake_run(job_id, "")
+        if descend:
+            for child in self._children(job_id):
+                self.cancel(child, error, descend=True, force=False)
+        return True
+
+    def cancel_delivered(self, job_id: str, run_id: str) -> None:
+        """CancelledError was raised in the run: drop what it waited on."""
+        self._run("cancel_delivered", dict(job_id=job_id, run_id=run_id))
+
+    def _children(self, job_id: str) -> list[str]:
+        return [r[0] for r in self._conn.execute(self._sql("active_children"), dict(id=job_id))]
+
     def interrupt(self, job_id: str, error: dict[str, Any], descend: bool) -> bool:
         """Interrupt a job (and, with descend, its running children); False if it
         had already ended."""
@@ -384,9 +481,7 @@ class Tx:
             self.insert_child_result(parent_id, parent_run, parent_step, None,
                                      {**error, "type": "WorkflowFailedError"})
         if descend:
-            children = [r[0] for r in self._conn.execute(self._sql("active_children"),
-                                                        dict(id=job_id))]
-            for child in children:
+            for child in self._children(job_id):
                 self.interrupt(child, error, descend=True)
         return True
 
@@ -442,7 +537,7 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
         parent_id=spec.get("parent_id"), parent_run=spec.get("parent_run"),
         parent_step=spec.get("parent_step"),
         retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
-        expire_seconds=spec.get("expire_seconds"),
+        expire_seconds=spec.get("expire_seconds"), run_timeout=spec.get("run_timeout"),
     ):
         return False
     if search:
@@ -451,7 +546,47 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
     tx.insert_run(spec["workflow_id"], "", spec["workflow_name"], spec["task_queue"],
                   jsonb(spec["args"], "workflow args"))
     tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "")
+    if spec.get("run_timeout") is not None:
+        tx.insert_deadline_task(spec["workflow_id"])
     return True
+
+
+def restart_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
+    """Begin a new run of an ended workflow id (``if_exists='restart'``): the
+    entity is kept (``search`` merged into it), the ended run is kept in the
+    id's runs. False when the workflow is still going (or unknown)."""
+    row = tx.lock_job_row(spec["workflow_id"])
+    if row is None or row["status"] not in TERMINAL:
+        return False
+    job_id = spec["workflow_id"]
+    tx.archive_run(job_id, row["status"], _ended_reason(tx, job_id))
+    tx.begin_run(job_id, run_id=spec["run_id"], workflow_name=spec["workflow_name"],
+                 task_queue=spec["task_queue"], args=jsonb(spec["args"], "workflow args"),
+                 retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
+                 run_timeout=spec.get("run_timeout"),
+                 expire_seconds=spec.get("expire_seconds"), entity=spec.get("entity"))
+    if spec.get("search"):
+        tx.merge_search(job_id, spec["search"])
+    return True
+
+
+def continue_workflow(tx: Tx, run: LockedRun, args: Any, run_id: str) -> None:
+    """End the current run with 'continued' and begin the next with ``args``
+    (``workflow.continue_as_new``); the caller holds the coordinator's lock."""
+    row = tx.lock_job_row(run.job_id)
+    assert row is not None
+    tx.archive_run(run.job_id, "continued", "continue_as_new")
+    tx.begin_run(run.job_id, run_id=run_id, workflow_name=run.workflow_name,
+                 task_queue=run.task_queue, args=jsonb(args, "continue_as_new args"),
+                 retry=None if row["retry"] is None else Jsonb(row["retry"]),
+                 run_timeout=row["run_timeout"], expire_seconds=row["expire_seconds"])
+
+
+def _ended_reason(tx: Tx, job_id: str) -> str | None:
+    """How an ended run is described in ``runs()``: its error message, if any."""
+    error = tx.job_error(job_id)
+    message = error.get("message") if isinstance(error, dict) else None
+    return None if message is None else str(message)
 
 
 def start_hook_run(tx: Tx, spec: dict[str, Any]) -> None:
@@ -503,8 +638,9 @@ INTERRUPT_LOCK_WAIT = 2.0
 
 
 def interrupt_workflow(store: Store, job_id: str, error: dict[str, Any],
-                       descend: bool) -> bool:
-    """Interrupt a workflow now, or queue the interrupt if an activation holds it.
+                       descend: bool, force: bool = False) -> bool:
+    """Interrupt a workflow (``Tx.cancel``) now, or queue the interrupt if an
+    activation holds it.
 
     Never waits more than ``INTERRUPT_LOCK_WAIT`` seconds behind a running
     activation: the interrupt is then recorded as a task that the workflow's
@@ -519,7 +655,7 @@ def interrupt_workflow(store: Store, job_id: str, error: dict[str, Any],
         if status in TERMINAL:
             return False
         tx.set_lock_timeout(INTERRUPT_LOCK_WAIT)
-        return tx.interrupt(job_id, error, descend)
+        return tx.cancel(job_id, error, descend, force)
 
     def attempt() -> object:
         try:
@@ -530,6 +666,6 @@ def interrupt_workflow(store: Store, job_id: str, error: dict[str, Any],
 
     outcome = call_with_retry(attempt)
     if outcome is busy:
-        store.run(lambda tx: tx.request_interrupt(job_id, error, descend))
+        store.run(lambda tx: tx.request_interrupt(job_id, error, descend, force))
         return True
     return bool(outcome)

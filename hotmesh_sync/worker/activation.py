@@ -8,6 +8,7 @@ run's new status commit together or not at all.
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from .. import errors
 from ..entity.execute import run_command
 from ..jsonvalue import normalized
 from ..log import get_logger
+from ..payloads import decode_args, encode
 from ..records import StepRecord, describe_error, interrupted_error, to_record
 from ..retry import decide
 from ..store.store import (
@@ -25,12 +27,13 @@ from ..store.store import (
     JsonParam,
     LockedRun,
     Tx,
+    continue_workflow,
     create_workflow,
     jsonb,
     start_hook_run,
 )
 from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
-from ..workflow.suspension import Pending, Suspension
+from ..workflow.suspension import ContinueAsNew, Pending, Suspension
 from .activity_table import ActivityTable
 from .history_cache import HistoryCache
 
@@ -108,13 +111,19 @@ class ActivationSession:
             self.tx.insert_history_rows(self.run.job_id, self._history)
             self._history.clear()
 
-    def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]:
+    def take_signal(self, key: str, signal_ids: list[str]) -> tuple[str, Any] | None:
         self.tx.lock_job(self.run.job_id)
-        found, data = self.tx.consume_signal(self.run.job_id, signal_id)
-        if found:
+        found = self.tx.consume_signal(self.run.job_id, signal_ids)
+        if found is not None:
             self.tx.delete_wait(self.run.job_id, self.run.run_id, key)
             self.tx.delete_step_task(self.run.job_id, self.run.run_id, key)
-        return found, data
+        return found
+
+    def has_pending(self, key: str) -> bool:
+        return self.tx.has_pending(self.run.job_id, self.run.run_id, key)
+
+    def cancel_delivered(self) -> None:
+        self.tx.cancel_delivered(self.run.job_id, self.run.run_id)
 
     def send_signal(self, job_id: str, signal_id: str, data: Any) -> int:
         if not self.tx.send_signal(job_id, signal_id, jsonb(data, "signal data")):
@@ -130,10 +139,8 @@ class ActivationSession:
     def start_hook(self, spec: dict[str, Any]) -> None:
         start_hook_run(self.tx, spec)
 
-    def interrupt(self, job_id: str, reason: str | None) -> None:
-        if self.tx.job_status(job_id) is None:
-            raise errors.WorkflowNotFoundError(job_id)
-        self.tx.interrupt(job_id, interrupted_error(reason), descend=False)
+    def interrupt(self, job_id: str, reason: str | None, force: bool) -> None:
+        self.tx.cancel(job_id, interrupted_error(reason), descend=False, force=force)
 
     def now_iso(self) -> str:
         return datetime.now(timezone.utc).isoformat()
@@ -169,7 +176,9 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         history, mark = loaded
     session = ActivationSession(tx, run)
     ctx = RunContext(job_id, run_id, run.workflow_name, run.task_queue, run.entity,
-                     run.attempt, history, session, limits=scheduler.limits)
+                     run.attempt, history, session, limits=scheduler.limits,
+                     run_number=run.run_number,
+                     cancel=run.cancel_error if _cancel_due(run) else None)
     # Cache what this activation knows once (and only if) its transaction commits.
     tx.after_commit.append(
         lambda: scheduler.histories.put(cache_key, ctx.history, max(mark, session.top_seq)))
@@ -179,13 +188,28 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         log.info("workflow_started" if run_id == "" else "hook_started", attempt=run.attempt)
     try:
         with activated(ctx):
-            result = fn(*run.args, **_signal_kwarg(fn, run))
+            args, kwargs = _typed_args(fn, run)
+            result = fn(*args, **kwargs, **_signal_kwarg(fn, run))
     except Suspension as suspension:
         _check_poison(ctx)
         session.flush()
         if ctx.broken is None:
             return _suspend(tx, run, suspension.pending, scheduler, log)
         return _fail(tx, run, ctx.broken, log)
+    except errors.CancelledError as cancelled:
+        _check_poison(ctx)
+        session.flush()
+        if ctx.broken is not None or run.run_id != "":
+            return _fail(tx, run, ctx.broken or cancelled, log)
+        return _cancelled(tx, run, cancelled, log)
+    except ContinueAsNew as again:
+        _check_poison(ctx)
+        session.flush()
+        if ctx.broken is not None:
+            return _fail(tx, run, ctx.broken, log)
+        continue_workflow(tx, run, again.args_for_next, uuid.uuid4().hex)
+        log.info("workflow_continued_as_new", run_number=run.run_number + 1)
+        return []
     except DatabaseError:
         # The database refused something (the transaction is now unusable):
         # not the workflow's failure. The claim rolls back and is set aside.
@@ -193,13 +217,47 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
     except Exception as exc:  # the workflow's own failure
         _check_poison(ctx)
         session.flush()
-        return _fail(tx, run, ctx.broken or _swallowed(ctx) or exc, log)
+        broken = ctx.broken or _swallowed(ctx)
+        if broken is None and _cancel_cascade(run, exc):
+            return _cancelled(tx, run, errors.CancelledError(str(exc)), log)
+        return _fail(tx, run, broken or exc, log)
     _check_poison(ctx)
     session.flush()
     broken = ctx.broken or _swallowed(ctx)
     if broken is not None:
         return _fail(tx, run, broken, log)
     return _complete(tx, run, ctx, result, log)
+
+
+def _typed_args(fn: Callable[..., Any], run: LockedRun) -> tuple[list[Any], dict[str, Any]]:
+    """The run's stored args rebuilt from the function's hints; args that do
+    not fit them fail the run (598): retrying cannot make them fit."""
+    try:
+        return decode_args(fn, run.args, {})
+    except TypeError as exc:
+        raise errors.FatalError(f"the arguments of {run.workflow_name!r} do not fit its "
+                                f"type hints: {exc}", "TypeError") from None
+
+
+def _cancel_due(run: LockedRun) -> bool:
+    """Whether this activation raises a requested cancellation (coordinators only)."""
+    return run.run_id == "" and run.cancel_state == "requested"
+
+
+def _cancel_cascade(run: LockedRun, exc: Exception) -> bool:
+    """A coordinator being cancelled that fails because a child it waited on
+    was cancelled first (``descend``): the workflow ends cancelled, not failed."""
+    return (run.run_id == "" and run.cancel_state is not None
+            and isinstance(exc, errors.WorkflowInterruptedError))
+
+
+def _cancelled(tx: Tx, run: LockedRun, exc: errors.CancelledError,
+               log: Any) -> list[LeasedActivity]:
+    """The coordinator let CancelledError out: the workflow ends interrupted (410)."""
+    error = run.cancel_error or interrupted_error(exc.reason or exc.message)
+    _end(tx, run, "interrupted", error)
+    log.info("workflow_cancelled", reason=error.get("message"))
+    return []
 
 
 def _check_poison(ctx: RunContext) -> None:
@@ -254,13 +312,16 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
                                 run_id=run.run_id, step_key=item.key,
                                 payload={"sleep": seconds}, delay=seconds)
         elif item.kind == "wait":
-            signal_id = item.payload["signal_id"]
-            tx.insert_wait(run.job_id, run.run_id, item.key, signal_id)
+            many = "signal_ids" in item.payload  # wait_for_any
+            for signal_id in item.payload.get("signal_ids") or [item.payload["signal_id"]]:
+                tx.insert_wait(run.job_id, run.run_id, item.key, signal_id)
             timeout = item.payload.get("timeout")
             if timeout is not None:
+                expiry = ({"wait_any": item.payload["name"]} if many
+                          else {"wait": item.payload["signal_id"]})
                 tx.insert_step_task(kind="timer", task_queue=run.task_queue,
                                     job_id=run.job_id, run_id=run.run_id, step_key=item.key,
-                                    payload={"wait": signal_id}, delay=float(timeout))
+                                    payload=expiry, delay=float(timeout))
     status = "running" if busy else "waiting"
     if run.run_id == "" and status != run.job_status:  # the lock's read saves a write
         tx.set_job_status(run.job_id, status)
@@ -271,13 +332,15 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
 def _complete(tx: Tx, run: LockedRun, ctx: RunContext, result: Any,
               log: Any) -> list[LeasedActivity]:
     try:
-        value = normalized(result, "the workflow's return value")
+        value = normalized(encode(result), "the workflow's return value")
     except (TypeError, ValueError) as exc:
         record = to_record(exc)
         return _fail(tx, run, errors.FatalError(record.message, record.error_type), log)
     tx.set_run_status(run.job_id, run.run_id, "completed", jsonb(value))
     if run.run_id == "":
         tx.finish_job(run.job_id, "completed", jsonb(value), None)
+        if run.run_timeout is not None:
+            tx.delete_deadline(run.job_id)
         if run.parent_id is not None and run.parent_step is not None:
             assert run.parent_run is not None
             tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, value, None)
@@ -310,30 +373,51 @@ def _workflow_retry_delay(run: LockedRun, exc: BaseException) -> float | None:
     return decide(run.retry, exc, run.attempt).delay
 
 
-def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any) -> list[LeasedActivity]:
-    delay = _workflow_retry_delay(run, exc)
+def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any,
+          code: int | None = None) -> list[LeasedActivity]:
+    delay = None if code is not None else _workflow_retry_delay(run, exc)
     if delay is not None:
         tx.restart_job(run.job_id)
         tx.insert_run_task(run.task_queue, run.job_id, "", delay=delay)
         log.warning("workflow_retrying", attempt=run.attempt, delay=delay,
                     error=describe_error(exc))
         return []
-    error = to_record(exc, as_type="WorkflowFailedError", code=failure_code(exc)).to_json()
-    tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
+    error = to_record(exc, as_type="WorkflowFailedError",
+                      code=code if code is not None else failure_code(exc)).to_json()
     if run.run_id == "":
-        tx.finish_job(run.job_id, "failed", None, jsonb(error))
-        tx.clear_job_work(run.job_id)
-        if run.parent_id is not None and run.parent_step is not None:
-            assert run.parent_run is not None
-            tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, None, error)
+        _end(tx, run, "failed", error)
         log.warning("workflow_failed", code=error["code"], error_type=error["error_type"],
                     message=error["message"])
         return []
+    tx.set_run_status(run.job_id, run.run_id, "failed", None, jsonb(error))
     if run.signal_id is not None:
         tx.send_signal(run.job_id, run.signal_id, jsonb({HOOK_ERROR_KEY: error}))
     log.warning("hook_failed", code=error["code"], error_type=error["error_type"],
                 message=error["message"])
     return []
+
+
+def _end(tx: Tx, run: LockedRun, status: str, error: dict[str, Any]) -> None:
+    """End a workflow (its coordinator's run) ``failed`` or ``interrupted``:
+    drop its work and tell its parent."""
+    tx.set_run_status(run.job_id, run.run_id, status, None, jsonb(error))
+    tx.finish_job(run.job_id, status, None, jsonb(error))
+    tx.clear_job_work(run.job_id)
+    if run.parent_id is not None and run.parent_step is not None:
+        assert run.parent_run is not None
+        tx.insert_child_result(run.parent_id, run.parent_run, run.parent_step, None,
+                               {**error, "type": "WorkflowFailedError"})
+
+
+def expire_run(tx: Tx, job_id: str, run_number: int, task_id: int) -> None:
+    """A run's deadline came (``run_timeout``): fail it with 596 if it still goes."""
+    tx.delete_task(task_id)
+    run = tx.lock_run(job_id, "")
+    if (run is None or run.status in TERMINAL or run.job_status in TERMINAL
+            or run.run_number != run_number):
+        return
+    exc = TimeoutError("the workflow ran longer than its run_timeout")
+    _fail(tx, run, exc, _log.bind(workflow_id=job_id), code=errors.CODE_TIMEOUT)
 
 
 def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record: StepRecord,
@@ -370,8 +454,8 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
     return activate(tx, job_id, run_id, workflows, scheduler, run, (history, max(mark, seq)))
 
 
-def _cache_key(run: LockedRun) -> tuple[str, str, int, Any]:
-    return (run.job_id, run.run_id, run.attempt, run.created_at)
+def _cache_key(run: LockedRun) -> tuple[str, str, int, Any, int]:
+    return (run.job_id, run.run_id, run.attempt, run.created_at, run.run_number)
 
 
 def fail_run(tx: Tx, job_id: str, run_id: str, exc: errors.HotMeshError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from .. import errors
 from ..jsonvalue import normalized
+from ..payloads import decode_args, encode
 from ..records import ErrorRecord, StepRecord, error_message, to_record
 from ..retry import decide
 
@@ -33,7 +35,10 @@ def call_with_timeout(fn: Callable[..., Any], args: list[Any], kwargs: dict[str,
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="hotmesh-activity-timed", daemon=True)
+    # The helper thread sees this one's context: hotmesh_sync.activity works there too.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(target,),
+                              name="hotmesh-activity-timed", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
@@ -77,11 +82,14 @@ def classify_failure(payload: dict[str, Any],
     if decision.delay is not None:
         return None, decision.delay
     error = to_record(exc)
+    # The causes go along: the error behind the activity's own (a connection
+    # refused behind "charge failed") is often the one that says why.
     if decision.reason == "exhausted":
+        attempts = f"{attempt} attempt{'' if attempt == 1 else 's'}"
         error = ErrorRecord("MaxedError", error.error_type,
-                            f"{error.message} (after {attempt} attempts)")
+                            f"{error.message} (after {attempts})", causes=error.causes)
     else:
-        error = ErrorRecord("FatalError", error.error_type, error.message)
+        error = ErrorRecord("FatalError", error.error_type, error.message, causes=error.causes)
     return StepRecord("activity", name, None, error.to_json()), 0.0
 
 
@@ -89,9 +97,12 @@ def run_attempt(fn: Callable[..., Any] | None, payload: dict[str, Any]) -> Any:
     """Run one attempt; the JSON-checked result, or the exception it raised."""
     if fn is None:
         raise LookupError(f"no activity named {payload['name']!r} is registered on this worker")
-    value = call_with_timeout(fn, payload.get("args", []), payload.get("kwargs", {}),
-                              payload.get("timeout"))
     try:
-        return normalized(value, f"the result of activity {payload['name']!r}")
+        args, kwargs = decode_args(fn, payload.get("args", []), payload.get("kwargs", {}))
+    except TypeError as exc:  # the stored arguments do not fit the function's hints
+        raise errors.FatalError(error_message(exc), "TypeError") from None
+    value = call_with_timeout(fn, args, kwargs, payload.get("timeout"))
+    try:
+        return normalized(encode(value), f"the result of activity {payload['name']!r}")
     except (TypeError, ValueError) as exc:
         raise errors.FatalError(error_message(exc), type(exc).__name__) from None

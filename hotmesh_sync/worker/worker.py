@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import errors
+from ..activity import running
 from ..log import get_logger
 from ..names import check_name
 from ..records import ErrorRecord, StepRecord, describe_error
@@ -33,9 +34,17 @@ from ..store.store import ClaimedTask, Store, Tx, purge
 from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table
-from .activation import LeasedActivity, Scheduler, activate, fail_run, record_and_activate
+from .activation import (
+    LeasedActivity,
+    Scheduler,
+    activate,
+    expire_run,
+    fail_run,
+    record_and_activate,
+)
 from .activity_runner import classify_failure, run_attempt, success
 from .activity_table import ActivityTable
+from .attempt import StoredAttempt
 from .budget import TaskBudget
 from .quarantine import Quarantine
 from .wakeups import WakeUps
@@ -331,14 +340,21 @@ class Worker:
         if kind == "interrupt":
             # Recorded while an activation held the run: it takes effect now.
             tx.delete_task(task_id)
-            tx.interrupt(job_id, payload["error"], bool(payload.get("descend")))
+            tx.cancel(job_id, payload["error"], bool(payload.get("descend")),
+                      bool(payload.get("force", True)))
+            return []
+        if kind == "deadline":
+            expire_run(tx, job_id, int(payload["run_number"]), task_id)
             return []
         assert step_key is not None
         if kind == "timer":
             if "sleep" in payload:
                 record = StepRecord("sleep", "sleep", int(round(payload["sleep"])), None)
             else:
-                record = StepRecord("wait", payload["wait"], None, None)
+                # A wait's timeout: wait_for returns None, wait_for_any (None, None).
+                record = (StepRecord("wait_any", payload["wait_any"], None, None)
+                          if "wait_any" in payload
+                          else StepRecord("wait", payload["wait"], None, None))
                 tx.lock_run(job_id, run_id)  # the run's lock before the wait row's
                 tx.delete_wait(job_id, run_id, step_key)
             return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
@@ -374,12 +390,24 @@ class Worker:
         log = self._log.bind(workflow_id=task.job_id, step=task.step_key, activity=name)
         fn = self._table.find(name, task.payload.get("ref"))
         self._quarantine.started(task)
+        attempt = StoredAttempt(self._store, task, self.worker_id, self.lease)
+        failure: Exception | None = None
         try:
-            value = run_attempt(fn, task.payload)
+            with running(attempt):
+                value = run_attempt(fn, task.payload)
+        except errors.CancelledError as cancelled:
+            # Its heartbeat found the workflow cancelled: the coordinator's
+            # CancelledError (queued already) drops this task; nothing to record.
+            log.info("activity_cancelled", reason=cancelled.message)
+            return []
         except Exception as exc:  # whatever the activity raised, stored by classify_failure
-            return self._activity_failed(task, exc, log)
+            failure = exc
         finally:
             self._quarantine.finished(task)
+            # Before the outcome is recorded: a retry resumes from these details.
+            self._flush_heartbeat(attempt, log)
+        if failure is not None:
+            return self._activity_failed(task, failure, log)
         log.debug("activity_completed")
 
         def record(tx: Tx) -> list[LeasedActivity]:
@@ -388,6 +416,12 @@ class Worker:
                                        task.task_id)
 
         return self._record_outcome(task, record)
+
+    def _flush_heartbeat(self, attempt: StoredAttempt, log: Any) -> None:
+        try:
+            attempt.flush()
+        except Exception as exc:  # the outcome still gets recorded
+            log.warning("heartbeat_flush_failed", error=describe_error(exc))
 
     def _record_outcome(self, task: LeasedActivity,
                         record: Callable[[Tx], list[LeasedActivity]]) -> list[LeasedActivity]:

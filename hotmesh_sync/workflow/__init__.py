@@ -14,29 +14,33 @@ import hashlib
 import uuid as _uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import errors
 from ..durations import Duration, to_seconds
 from ..entity import Entity
 from ..jsonvalue import normalized
 from ..names import check_name
+from ..payloads import decode_result, encode, encode_args
 from ..records import StepRecord, from_record, safe_text, to_record, workflow_failure
 from ..retry import RetryPolicy
 from .activities import ActivityProxy, proxy_activities
 from .context import (
     HOOK_ERROR_KEY,
+    PATCH_KIND,
     RunContext,
     RunInfo,
     current,
 )
+from .logger import logger
 from .registry import name_of
-from .suspension import Pending, Suspension
+from .suspension import ContinueAsNew, Pending, Suspension
 
 __all__ = [
-    "ActivityProxy", "RunInfo", "Suspension", "all", "entity", "exec_child", "exec_hook",
-    "exec_hook_batch", "hook", "info", "interrupt", "now", "proxy_activities", "random",
-    "signal", "sleep_for", "start_child", "uuid4", "wait_for",
+    "ActivityProxy", "RunInfo", "Suspension", "all", "continue_as_new", "deprecate_patch",
+    "entity", "exec_child", "exec_hook", "exec_hook_batch", "hook", "info", "interrupt",
+    "logger", "now", "patched", "proxy_activities", "random", "signal", "sleep_for",
+    "start_child", "uuid4", "wait_for", "wait_for_any",
 ]
 
 
@@ -79,7 +83,10 @@ def _inline(ctx: RunContext, key: str, kind: str, name: str,
 
 
 def _derived_id(ctx: RunContext, key: str, prefix: str) -> str:
-    digest = hashlib.sha256(f"{ctx.job_id}\x00{ctx.run_id}\x00{ctx.attempt}\x00{key}".encode())
+    text = f"{ctx.job_id}\x00{ctx.run_id}\x00{ctx.attempt}\x00{key}"
+    if ctx.run_number > 1:  # a later run's children and hooks get ids of their own
+        text += f"\x00run{ctx.run_number}"
+    digest = hashlib.sha256(text.encode())
     # Cut a long prefix (a long parent id) so the id stays a valid name.
     return f"{prefix[:480]}{digest.hexdigest()[:20]}"
 
@@ -98,7 +105,8 @@ def wait_for(signal_id: str, timeout: Duration | None = None) -> Any:
     """Wait for a signal sent to this workflow and return its data.
 
     A signal sent before this call is kept until it is consumed here. With a
-    ``timeout`` that passes first, returns None.
+    ``timeout`` that passes first, returns None (``wait_for_any`` tells a
+    timeout from a signal that carried null).
     """
     ctx = current()
     check_name(signal_id, "signal id")
@@ -106,18 +114,101 @@ def wait_for(signal_id: str, timeout: Duration | None = None) -> Any:
     key, record = ctx.step("wait", signal_id)
     if record is not None:
         return _replay(record)
-    found, data = ctx.session.take_signal(key, signal_id)
-    if found:
-        _record(ctx, key, "wait", signal_id, data)
-        return data
+    found = ctx.session.take_signal(key, [signal_id])
+    if found is not None:
+        _record(ctx, key, "wait", signal_id, found[1])
+        return found[1]
     ctx.suspend([Pending("wait", key, {"signal_id": signal_id, "timeout": seconds})])
+
+
+def wait_for_any(signal_ids: Sequence[str],
+                 timeout: Duration | None = None) -> tuple[str | None, Any]:
+    """Wait for the first of several signals; ``(signal_id, data)``, or
+    ``(None, None)`` when ``timeout`` passes first.
+
+    Signals kept for this workflow count too: the oldest of them is taken.
+    """
+    ctx = current()
+    if isinstance(signal_ids, str) or not isinstance(signal_ids, Sequence):
+        raise TypeError("signal_ids must be a list of signal ids")
+    ids = list(dict.fromkeys(check_name(s, "signal id") for s in signal_ids))
+    if not ids:
+        raise ValueError("wait_for_any needs at least one signal id")
+    seconds = None if timeout is None else to_seconds(timeout)
+    name = "|".join(ids)
+    key, record = ctx.step("wait_any", name)
+    if record is not None:
+        return _as_pair(_replay(record))
+    found = ctx.session.take_signal(key, ids)
+    if found is not None:
+        _record(ctx, key, "wait_any", name, {"signal_id": found[0], "data": found[1]})
+        return found
+    ctx.suspend([Pending("wait", key, {"signal_ids": ids, "timeout": seconds,
+                                       "name": name})])
+
+
+def _as_pair(value: Any) -> tuple[str | None, Any]:
+    """A recorded wait_for_any result: None is a timeout."""
+    if value is None:
+        return None, None
+    return str(value["signal_id"]), value["data"]
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this run takes the new branch of a change made while runs were
+    in flight.
+
+    True in a run that reaches this point under code that has the patch (a
+    marker is recorded); False when replaying a run that passed this point
+    before the patch existed (nothing is recorded, nothing shifts).
+    """
+    ctx = current()
+    check_name(patch_id, "patch id")
+    key = ctx.peek_key()
+    record = ctx.history.get(key)
+    if record is not None:
+        if record.kind == PATCH_KIND and record.name == patch_id:
+            ctx.take_key(key)
+            return True
+        return False  # recorded by the old code: another call stands here
+    if ctx.session.has_pending(key):
+        return False  # the old code is waiting on a call at this very position
+    key, _ = ctx.step(PATCH_KIND, patch_id)
+    _record(ctx, key, PATCH_KIND, patch_id, True)
+    return True
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """The patch's old branch is gone: runs recorded with its marker still
+    replay (the marker is passed over); new runs record nothing here."""
+    ctx = current()
+    check_name(patch_id, "patch id")
+    key = ctx.peek_key()
+    record = ctx.history.get(key)
+    if record is not None and record.kind == PATCH_KIND and record.name == patch_id:
+        ctx.take_key(key)
+
+
+def continue_as_new(*args: Any) -> NoReturn:
+    """End this run and start a fresh run of the same workflow id with ``args``.
+
+    The new run's history starts empty; the entity document is kept. Only a
+    workflow's coordinator may continue as new (not a hook).
+    """
+    ctx = current()
+    if ctx.is_hook:
+        raise errors.NotInWorkflowError(
+            "continue_as_new ends a workflow's run: call it in the coordinator, not in a hook")
+    if ctx.suspension is not None:
+        ctx.peek_key()  # in cleanup after a suspension: re-raise it (see RunContext)
+    raise ContinueAsNew(normalized(encode_args(args), "continue_as_new args"))
 
 
 def signal(signal_id: str, data: Any = None) -> None:
     """Send a signal to waiters in this workflow (the coordinator or a hook)."""
     ctx = current()
     check_name(signal_id, "signal id")
-    value = normalized(data, "signal data")
+    value = normalized(encode(data), "signal data")
     key, record = ctx.step("signal", signal_id)
     if record is not None:
         _replay(record)
@@ -138,7 +229,7 @@ def _child_spec(ctx: RunContext, key: str, workflow_name: str | Callable[..., An
     return {
         "workflow_id": workflow_id or _derived_id(ctx, key, f"{ctx.job_id}-"),
         "workflow_name": name,
-        "args": normalized(list(args or []), "child workflow args"),
+        "args": normalized(encode_args(args or []), "child workflow args"),
         "task_queue": task_queue or ctx.task_queue,
         "entity": entity,
         "retry": None if retry is None else retry.to_json(),
@@ -181,7 +272,9 @@ def exec_child(workflow_name: str | Callable[..., Any], args: Sequence[Any] | No
     else:
         _replay(started)
     if finished is not None:
-        return _replay(finished)
+        # Rebuilt from the child function's return hint when it was passed itself.
+        fn = workflow_name if callable(workflow_name) else None
+        return decode_result(fn, _replay(finished))
     ctx.suspend([Pending("child", result_key, {})])
 
 
@@ -211,7 +304,7 @@ def _start_hook(ctx: RunContext, workflow_name: str | Callable[..., Any],
         "job_id": workflow_id or ctx.job_id,
         "run_id": run_id,
         "workflow_name": name,
-        "args": normalized(list(args or []), "hook args"),
+        "args": normalized(encode_args(args or []), "hook args"),
         "task_queue": task_queue or ctx.task_queue,
         "signal_id": signal_id,
     }
@@ -338,8 +431,9 @@ def info() -> RunInfo:
     return current().info()
 
 
-def interrupt(workflow_id: str, reason: str | None = None) -> None:
-    """Interrupt (cancel) another workflow."""
+def interrupt(workflow_id: str, reason: str | None = None, force: bool = False) -> None:
+    """Interrupt (cancel) another workflow: its coordinator gets CancelledError
+    and may clean up; ``force`` ends it at once without cleanup."""
     ctx = current()
     check_name(workflow_id, "workflow_id")
     if reason is not None:
@@ -349,7 +443,7 @@ def interrupt(workflow_id: str, reason: str | None = None) -> None:
         _replay(record)
         return
     _inline(ctx, key, "interrupt", workflow_id,
-            lambda: ctx.session.interrupt(workflow_id, reason))
+            lambda: ctx.session.interrupt(workflow_id, reason, force))
 
 
 def _check_child(workflow_name: str | Callable[..., Any], task_queue: str | None,

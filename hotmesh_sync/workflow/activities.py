@@ -9,6 +9,7 @@ from typing import Any
 from ..durations import Duration, to_seconds
 from ..jsonvalue import normalized
 from ..names import check_name
+from ..payloads import decode_result, encode_args, encode_kwargs
 from ..records import from_record
 from ..retry import RetryPolicy
 from .context import current
@@ -49,12 +50,14 @@ class ActivityProxy:
         if record is not None:
             if record.error is not None:
                 raise from_record(record.error)
-            return record.result
+            # Rebuilt from the activity's return hint (a dataclass, a datetime...).
+            return decode_result(self._functions.get(name), record.result)
         payload = {
             "name": name,
             "ref": self._refs.get(name),
-            "args": normalized(list(args), f"arguments of activity {name!r}"),
-            "kwargs": normalized(kwargs, f"keyword arguments of activity {name!r}"),
+            "args": normalized(encode_args(args), f"arguments of activity {name!r}"),
+            "kwargs": normalized(encode_kwargs(kwargs),
+                                 f"keyword arguments of activity {name!r}"),
             "attempt": 1,
             "retry": self._retry.to_json(),
             "timeout": self._timeout,

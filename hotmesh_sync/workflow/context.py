@@ -25,6 +25,11 @@ from .suspension import Pending, Suspension
 #: Signal data that tells an exec_hook its hook failed instead of signalling.
 HOOK_ERROR_KEY = "$hotmesh_hook_error"
 
+#: The durable calls a run waits on: where a requested cancellation is raised.
+WAITING_KINDS = frozenset({"activity", "sleep", "wait", "wait_any", "child_result"})
+#: The step kind of a ``workflow.patched`` marker.
+PATCH_KIND = "patch"
+
 
 class StepSession(Protocol):
     """What the replay engine needs from storage during one activation.
@@ -39,7 +44,11 @@ class StepSession(Protocol):
     def entity_command(self, command: str, path: list[str] | None,
                        args: dict[str, Any]) -> Any: ...
 
-    def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]: ...
+    def take_signal(self, key: str, signal_ids: list[str]) -> tuple[str, Any] | None: ...
+
+    def has_pending(self, key: str) -> bool: ...
+
+    def cancel_delivered(self) -> None: ...
 
     def send_signal(self, job_id: str, signal_id: str, data: Any) -> int: ...
 
@@ -47,7 +56,7 @@ class StepSession(Protocol):
 
     def start_hook(self, spec: dict[str, Any]) -> None: ...
 
-    def interrupt(self, job_id: str, reason: str | None) -> None: ...
+    def interrupt(self, job_id: str, reason: str | None, force: bool) -> None: ...
 
     def now_iso(self) -> str: ...
 
@@ -64,6 +73,8 @@ class RunInfo:
     attempt: int
     hook: bool
     run_id: str = ""
+    #: Which run of this workflow id (1, then one more per continue_as_new or restart).
+    run_number: int = 1
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,10 @@ class RunContext:
     poisoned: BaseException | None = None
     new_calls: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: Which run of the workflow id this is (continue_as_new starts the next).
+    run_number: int = 1
+    #: A requested cancellation not raised yet: the stored error it ends with.
+    cancel: dict[str, Any] | None = None
 
     @property
     def is_hook(self) -> bool:
@@ -126,16 +141,47 @@ class RunContext:
         if record is not None:
             self.seen_recorded += 1
             if record.kind != kind or record.name != name:
-                exc = errors.NonDeterminismError(
-                    f"position {key} of {self.workflow_name!r} (workflow {self.job_id!r}) "
-                    f"recorded {record.kind} {record.name!r} but replay called "
-                    f"{kind} {name!r}"
-                )
-                self.broken = exc
-                raise exc
+                self.fail(errors.NonDeterminismError(self._mismatch(key, record, kind, name)))
         else:
             self._count_new_call(key)
+            if self.cancel is not None and kind in WAITING_KINDS:
+                self._raise_cancel(key, kind, name)
         return key, record
+
+    def _mismatch(self, key: str, record: StepRecord, kind: str, name: str) -> str:
+        text = (f"position {key} of {self.workflow_name!r} (workflow {self.job_id!r}) "
+                f"recorded {record.kind} {record.name!r} but replay called {kind} {name!r}")
+        if record.kind == PATCH_KIND:
+            text += (f": this run was recorded by code that called workflow.patched("
+                     f"{record.name!r}) here; keep workflow.deprecate_patch({record.name!r}) "
+                     "in its place until no run recorded with that patch remains")
+        return text
+
+    def _raise_cancel(self, key: str, kind: str, name: str) -> NoReturn:
+        """Raise the requested cancellation at this waiting call, recorded
+        there so every replay raises it at the same place."""
+        assert self.cancel is not None
+        message = str(self.cancel.get("message") or "cancelled")
+        exc = errors.CancelledError(message, reason=message)
+        error = {"type": "CancelledError", "error_type": "CancelledError", "message": message}
+        self.session.record(key, kind, name, None, error)
+        self.remember(key, StepRecord(kind, name, None, error))
+        self.session.cancel_delivered()
+        self.cancel = None
+        raise exc
+
+    def peek_key(self) -> str:
+        """The position the next durable call will take, without taking it."""
+        if self.suspension is not None:
+            self._after_suspension()
+        n = self.counters.get(self.scope, 0)
+        return f"{self.scope}.{n}" if self.scope else str(n)
+
+    def take_key(self, key: str) -> None:
+        """Take ``key`` (just returned by ``peek_key``) for a recorded marker."""
+        self.counters[self.scope] = self.counters.get(self.scope, 0) + 1
+        if key in self.history:
+            self.seen_recorded += 1
 
     def suspend(self, pending: list[Pending]) -> NoReturn:
         """Suspend this activation on ``pending`` calls."""
@@ -196,6 +242,8 @@ class RunContext:
         n = self.counters.get("#" + purpose, 0)
         self.counters["#" + purpose] = n + 1
         text = f"{self.job_id}\x00{self.run_id}\x00{self.attempt}\x00{purpose}\x00{n}"
+        if self.run_number > 1:  # a later run of the id must not repeat the first's values
+            text += f"\x00run{self.run_number}"
         return hashlib.sha256(text.encode()).digest()
 
     def info(self) -> RunInfo:
@@ -208,6 +256,7 @@ class RunContext:
             attempt=self.attempt,
             hook=self.is_hook,
             run_id=self.run_id,
+            run_number=self.run_number,
         )
 
 

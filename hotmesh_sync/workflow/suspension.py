@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..records import Pending
 
-__all__ = ["Pending", "Suspension"]
+__all__ = ["ContinueAsNew", "Pending", "Suspension"]
 
 
 class Suspension(BaseException):  # noqa: N818 - not an error: a control-flow signal
@@ -17,3 +17,15 @@ class Suspension(BaseException):  # noqa: N818 - not an error: a control-flow si
     def __init__(self, pending: list[Pending]) -> None:
         super().__init__(f"suspended on {len(pending)} durable call(s)")
         self.pending = pending
+
+
+class ContinueAsNew(BaseException):  # noqa: N818 - not an error: a control-flow signal
+    """Ends the current run; the worker begins the next run of the same
+    workflow id with ``args`` (``workflow.continue_as_new``).
+
+    A BaseException for the same reason as ``Suspension``.
+    """
+
+    def __init__(self, args: list[object]) -> None:
+        super().__init__("continue as new")
+        self.args_for_next = args

@@ -123,14 +123,47 @@ def test_signal_and_interrupt(cli: Cli) -> None:
     assert parsed(cli("entity", signalled, "got.x", "--json"))["value"] == 1
 
     stopped = cli("interrupt", cancelled, "--reason", "changed my mind", "--json")
-    assert parsed(stopped) == {"workflow_id": cancelled, "interrupted": True,
-                               "status": "interrupted"}
+    # Its coordinator gets CancelledError in its worker (and could clean up):
+    # the workflow is interrupted once that activation has run.
+    assert parsed(stopped)["interrupted"] is True
+    assert parsed(stopped)["status"] in ("waiting", "interrupted")
     outcome = cli("result", cancelled)
     assert outcome.returncode == 1
     assert "interrupted [410]" in outcome.stderr and "changed my mind" in outcome.stderr
     again = cli("interrupt", cancelled)
     assert (again.returncode, again.stdout.strip()) == (
         0, f"{cancelled} had already ended (interrupted)")
+
+
+def test_force_interrupt_ends_at_once(cli: Cli) -> None:
+    wid = new_id()
+    cli("start", "waits_for_go", "--task-queue", QUEUE, "--id", wid)
+    wait_until(lambda: cli("status", wid).stdout.strip() == "waiting")
+    stopped = cli("interrupt", wid, "--force", "--json")
+    assert parsed(stopped) == {"workflow_id": wid, "interrupted": True,
+                               "status": "interrupted"}
+
+
+def test_runs_steps_of_a_run_restart_and_run_timeout(cli: Cli) -> None:
+    wid = new_id()
+    done = cli("start", "rounds", "--args", "[1, 3]", "--task-queue", QUEUE, "--id", wid,
+               "--wait", "--timeout", "30")
+    assert (done.returncode, done.stdout.strip()) == (0, "3")
+    runs = parsed(cli("runs", wid, "--json"))
+    assert [r["status"] for r in runs] == ["continued", "continued", "completed"]
+    human = cli("runs", wid).stdout.splitlines()
+    assert human[0].split()[:3] == ["#", "RUN", "STATUS"] and len(human) == 4
+    first = cli("steps", wid, "--run", runs[0]["run_id"], "--json")
+    assert first.returncode == 0 and parsed(first) == []  # rounds records no steps
+    again = cli("start", "rounds", "--args", "[5, 5]", "--task-queue", QUEUE, "--id", wid,
+                "--if-exists", "restart", "--wait", "--timeout", "30")
+    assert (again.returncode, again.stdout.strip()) == (0, "5")
+    assert len(parsed(cli("runs", wid, "--json"))) == 4
+    timed = cli("start", "waits_for_go", "--task-queue", QUEUE, "--run-timeout", "0.5s",
+                "--wait", "--timeout", "30")
+    assert timed.returncode == 1 and "[596]" in timed.stderr
+    bad = cli("start", "echo", "--task-queue", QUEUE, "--run-timeout", "soon")
+    assert bad.returncode == 2
 
 
 def test_result_timeout_exits_1(cli: Cli) -> None:

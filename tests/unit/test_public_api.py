@@ -11,12 +11,14 @@ import pytest
 import hotmesh_sync
 from hotmesh_sync import errors, workflow
 
-PACKAGE_ALL = ["Entity", "MemFlow", "RetryPolicy", "errors", "workflow", "__version__"]
+PACKAGE_ALL = ["Entity", "MemFlow", "RetryPolicy", "activity", "errors", "workflow",
+               "__version__"]
 
 WORKFLOW_ALL = [
-    "ActivityProxy", "RunInfo", "Suspension", "all", "entity", "exec_child", "exec_hook",
-    "exec_hook_batch", "hook", "info", "interrupt", "now", "proxy_activities", "random",
-    "signal", "sleep_for", "start_child", "uuid4", "wait_for",
+    "ActivityProxy", "RunInfo", "Suspension", "all", "continue_as_new", "deprecate_patch",
+    "entity", "exec_child", "exec_hook", "exec_hook_batch", "hook", "info", "interrupt",
+    "logger", "now", "patched", "proxy_activities", "random", "signal", "sleep_for",
+    "start_child", "uuid4", "wait_for", "wait_for_any",
 ]
 
 #: Every public error class, with the public class it derives from (the tree in errors.py).
@@ -36,6 +38,7 @@ ERROR_TREE = {
     "MaxedError": "HotMeshError",
     "WorkflowFailedError": "HotMeshError",
     "WorkflowInterruptedError": "WorkflowFailedError",
+    "CancelledError": "BaseException",
 }
 
 ERROR_CODES = {"CODE_FATAL": 598, "CODE_MAXED": 597, "CODE_TIMEOUT": 596,

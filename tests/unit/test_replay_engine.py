@@ -69,11 +69,19 @@ class FakeSession:
             raise NotImplementedError(command)
         return self.document
 
-    def take_signal(self, key: str, signal_id: str) -> tuple[bool, Any]:
+    def take_signal(self, key: str, signal_ids: list[str]) -> tuple[str, Any] | None:
         self.calls.append("take_signal")
-        if signal_id in self.signals:
-            return True, self.signals.pop(signal_id)
-        return False, None
+        for signal_id in signal_ids:
+            if signal_id in self.signals:
+                return signal_id, self.signals.pop(signal_id)
+        return None
+
+    def has_pending(self, key: str) -> bool:
+        self.calls.append("has_pending")
+        return False
+
+    def cancel_delivered(self) -> None:
+        self.calls.append("cancel_delivered")
 
     def send_signal(self, job_id: str, signal_id: str, data: Any) -> int:
         self.calls.append("send_signal")
@@ -86,7 +94,7 @@ class FakeSession:
     def start_hook(self, spec: dict[str, Any]) -> None:
         self.calls.append("start_hook")
 
-    def interrupt(self, job_id: str, reason: str | None) -> None:
+    def interrupt(self, job_id: str, reason: str | None, force: bool) -> None:
         self.calls.append("interrupt")
 
     def now_iso(self) -> str:

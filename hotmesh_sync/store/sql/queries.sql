@@ -2,9 +2,11 @@
 
 -- name: insert_job
 INSERT INTO {schema}.jobs (id, entity, workflow_name, task_queue, context, version, args,
-                           parent_id, parent_run, parent_step, retry, expire_seconds)
+                           parent_id, parent_run, parent_step, retry, expire_seconds,
+                           run_timeout)
 VALUES (%(id)s, %(entity)s, %(workflow_name)s, %(task_queue)s, %(context)s, %(version)s,
-        %(args)s, %(parent_id)s, %(parent_run)s, %(parent_step)s, %(retry)s, %(expire_seconds)s)
+        %(args)s, %(parent_id)s, %(parent_run)s, %(parent_step)s, %(retry)s, %(expire_seconds)s,
+        %(run_timeout)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
@@ -52,7 +54,8 @@ WHERE job_id = %(job_id)s AND run_id = %(run_id)s
 
 -- name: get_job
 SELECT id, entity, workflow_name, task_queue, status, context, args, result, error,
-       parent_id, attempt, created_at, updated_at, completed_at
+       parent_id, attempt, created_at, updated_at, completed_at, run_id, run_number,
+       run_started_at, run_timeout, cancel_state
 FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: get_job_outcome
@@ -67,8 +70,31 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
 -- name: list_steps
+-- The current run's steps (its coordinator's and its hooks'); an ended run's
+-- steps are kept under '@' || its run id.
 SELECT run_id, step_key, kind, name, result, error, created_at
-FROM {schema}.steps WHERE job_id = %(job_id)s ORDER BY seq
+FROM {schema}.steps WHERE job_id = %(job_id)s AND run_id NOT LIKE '@%%' ORDER BY seq
+
+-- name: list_run_steps
+-- An ended run's steps: its coordinator's under '@' || run id, its ended
+-- hooks' under '@' || run id || '/' || hook run id.
+SELECT CASE WHEN run_id = '@' || %(run_id)s THEN ''
+            ELSE substr(run_id, length(%(run_id)s) + 3) END AS run_id,
+       step_key, kind, name, result, error, created_at
+FROM {schema}.steps
+WHERE job_id = %(job_id)s
+  AND (run_id = '@' || %(run_id)s OR starts_with(run_id, '@' || %(run_id)s || '/'))
+ORDER BY seq
+
+-- name: list_runs
+-- Every run of a workflow id, oldest first: the ended ones, then the current.
+SELECT run_id, run_number, status, started_at, ended_at, reason
+FROM {schema}.workflow_runs WHERE job_id = %(id)s
+UNION ALL
+SELECT run_id, run_number, status, run_started_at, completed_at,
+       CASE WHEN status IN ('failed', 'interrupted') THEN error->>'message' END
+FROM {schema}.jobs WHERE id = %(id)s
+ORDER BY run_number
 
 -- name: claim_task
 -- `more` tells the claiming thread to wake another: one NOTIFY may stand for
@@ -128,8 +154,12 @@ DELETE FROM {schema}.tasks WHERE id IN (
     FOR UPDATE SKIP LOCKED)
 
 -- name: retry_task
+-- The details an attempt heartbeated stay for the next one to resume from.
 UPDATE {schema}.tasks
-SET payload = %(payload)s, run_at = now() + make_interval(secs => %(delay)s),
+SET payload = CASE WHEN payload ? 'heartbeat'
+                   THEN %(payload)s || jsonb_build_object('heartbeat', payload->'heartbeat')
+                   ELSE %(payload)s END,
+    run_at = now() + make_interval(secs => %(delay)s),
     leased_by = NULL, lease_until = NULL
 WHERE id = %(id)s
 
@@ -143,7 +173,8 @@ SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 -- name: lock_run
 SELECT r.job_id, r.run_id, r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
-       j.parent_step, j.created_at
+       j.parent_step, j.created_at, j.run_number, j.run_id AS workflow_run_id,
+       j.cancel_state, j.cancel_error, j.run_timeout
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
 WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 FOR UPDATE OF r
@@ -180,12 +211,14 @@ SELECT %(job_id)s, v, p FROM unnest(%(versions)s::int[], %(patches)s::jsonb[]) A
 -- The hot path in one round trip: drop the performed task, record its step,
 -- and read the run's other steps after the caller's mark. (The new step is
 -- not visible to this statement's read; the caller has it.) No row: the step
--- was recorded already.
+-- was recorded already, or its task is gone: the workflow ended, or was
+-- cancelled while the work ran, and no longer waits for this result.
 WITH gone AS (
-    DELETE FROM {schema}.tasks WHERE id = %(task_id)s
+    DELETE FROM {schema}.tasks WHERE id = %(task_id)s RETURNING id
 ), ins AS (
     INSERT INTO {schema}.steps (job_id, run_id, step_key, kind, name, result, error)
-    VALUES (%(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(error)s)
+    SELECT %(job_id)s, %(run_id)s, %(step_key)s, %(kind)s, %(name)s, %(result)s, %(error)s
+    WHERE %(task_id)s::bigint IS NULL OR EXISTS (SELECT 1 FROM gone)
     ON CONFLICT (job_id, run_id, step_key) DO NOTHING
     RETURNING seq
 )
@@ -216,7 +249,9 @@ WITH gone_steps AS (
 ), gone_waits AS (
     DELETE FROM {schema}.waits WHERE job_id = %(id)s AND run_id = ''
 ), gone_tasks AS (
-    DELETE FROM {schema}.tasks WHERE job_id = %(id)s AND run_id = '' AND kind <> 'run'
+    -- The run's deadline and a queued interrupt outlive a retry.
+    DELETE FROM {schema}.tasks WHERE job_id = %(id)s AND run_id = ''
+        AND kind NOT IN ('run', 'deadline', 'interrupt')
 )
 UPDATE {schema}.jobs SET attempt = attempt + 1, status = 'pending', updated_at = now()
 WHERE id = %(id)s
@@ -230,12 +265,13 @@ INSERT INTO {schema}.signals (job_id, signal_id, data)
 VALUES (%(job_id)s, %(signal_id)s, %(data)s)
 
 -- name: consume_signal
+-- The oldest kept signal with any of the ids (wait_for_any takes several).
 DELETE FROM {schema}.signals WHERE id = (
     SELECT id FROM {schema}.signals
-    WHERE job_id = %(job_id)s AND signal_id = %(signal_id)s
+    WHERE job_id = %(job_id)s AND signal_id = ANY(%(signal_ids)s::text[])
     ORDER BY id LIMIT 1
     FOR UPDATE)
-RETURNING data
+RETURNING signal_id, data
 
 -- name: insert_wait
 INSERT INTO {schema}.waits (job_id, run_id, step_key, signal_id)
@@ -302,6 +338,8 @@ WITH doomed AS (
     DELETE FROM {schema}.tasks WHERE job_id IN (SELECT id FROM doomed)
 ), r AS (
     DELETE FROM {schema}.runs WHERE job_id IN (SELECT id FROM doomed)
+), wr AS (
+    DELETE FROM {schema}.workflow_runs WHERE job_id IN (SELECT id FROM doomed)
 )
 DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
 RETURNING id
@@ -341,3 +379,114 @@ FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: set_lock_timeout
 SELECT set_config('lock_timeout', %(timeout)s, true)
+
+-- name: insert_deadline_task
+-- Fails the run with 596 when it is still going at its deadline.
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, payload, run_at)
+SELECT task_queue, 'deadline', id, '', jsonb_build_object('run_number', run_number),
+       now() + make_interval(secs => run_timeout)
+FROM {schema}.jobs WHERE id = %(id)s AND run_timeout IS NOT NULL
+
+-- name: delete_deadline
+DELETE FROM {schema}.tasks WHERE job_id = %(id)s AND run_id = '' AND kind = 'deadline'
+
+-- name: archive_run
+-- End the current run of a job: keep it in workflow_runs and its coordinator's
+-- steps under '@' || its run id; drop its coordinator's pending work (a queued
+-- interrupt stays: it is meant for the workflow, whatever its run).
+WITH kept AS (
+    INSERT INTO {schema}.workflow_runs (job_id, run_number, run_id, workflow_name, args,
+                                        status, result, error, reason, started_at)
+    SELECT id, run_number, run_id, workflow_name, args, %(status)s, result, error,
+           %(reason)s, run_started_at
+    FROM {schema}.jobs WHERE id = %(id)s
+), moved AS (
+    -- The coordinator's steps, and those of hooks that have ended (a hook
+    -- still going goes on into the next run, with its steps).
+    UPDATE {schema}.steps s
+    SET run_id = '@' || j.run_id || CASE WHEN s.run_id = '' THEN '' ELSE '/' || s.run_id END
+    FROM {schema}.jobs j
+    WHERE j.id = %(id)s AND s.job_id = %(id)s
+      AND (s.run_id = '' OR s.run_id IN (
+            SELECT r.run_id FROM {schema}.runs r
+            WHERE r.job_id = %(id)s AND r.run_id <> ''
+              AND r.status IN ('completed', 'failed', 'interrupted')))
+), gone_waits AS (
+    DELETE FROM {schema}.waits WHERE job_id = %(id)s AND run_id = ''
+)
+DELETE FROM {schema}.tasks WHERE job_id = %(id)s AND run_id = '' AND kind <> 'interrupt'
+
+-- name: begin_run
+-- The job row becomes the next run: new args (and, for a restart, possibly
+-- another workflow), nothing recorded, a cancel not yet raised carried over.
+WITH job AS (
+    UPDATE {schema}.jobs
+    SET run_number = run_number + 1, run_id = %(run_id)s, run_started_at = now(),
+        workflow_name = %(workflow_name)s, task_queue = %(task_queue)s, args = %(args)s,
+        entity = coalesce(%(entity)s, entity), retry = %(retry)s, run_timeout = %(run_timeout)s, expire_seconds = %(expire_seconds)s,
+        status = 'pending', result = NULL, error = NULL, completed_at = NULL, attempt = 1,
+        cancel_state = CASE WHEN cancel_state = 'requested' THEN cancel_state END,
+        cancel_error = CASE WHEN cancel_state = 'requested' THEN cancel_error END,
+        updated_at = now()
+    WHERE id = %(id)s
+    RETURNING id
+)
+UPDATE {schema}.runs
+SET workflow_name = %(workflow_name)s, task_queue = %(task_queue)s, args = %(args)s,
+    status = 'pending', result = NULL, error = NULL, updated_at = now()
+WHERE job_id = %(id)s AND run_id = '' AND EXISTS (SELECT 1 FROM job)
+
+-- name: lock_job_row
+SELECT status, workflow_name, task_queue, args, retry, run_timeout, expire_seconds
+FROM {schema}.jobs WHERE id = %(id)s FOR UPDATE
+
+-- name: merge_search
+-- A restart's search values, merged into the kept document (the context
+-- trigger records the new version).
+UPDATE {schema}.jobs SET context = {schema}.entity_merge(context, %(search)s)
+WHERE id = %(id)s
+
+-- name: request_cancel
+-- Ask for cancellation with cleanup; the coordinator's next activation
+-- raises CancelledError at the durable call it waits on.
+UPDATE {schema}.jobs
+SET cancel_state = 'requested', cancel_error = %(error)s, updated_at = now()
+WHERE id = %(id)s AND cancel_state IS NULL
+  AND status NOT IN ('completed', 'failed', 'interrupted')
+RETURNING id
+
+-- name: cancel_delivered
+-- CancelledError was raised in the coordinator: what it waited on is dropped.
+WITH job AS (
+    UPDATE {schema}.jobs SET cancel_state = 'delivered' WHERE id = %(job_id)s
+), gone_waits AS (
+    DELETE FROM {schema}.waits WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+)
+DELETE FROM {schema}.tasks
+WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND kind IN ('activity', 'timer')
+
+-- name: has_pending
+-- Whether the run waits on a call at this position (a task or a wait row).
+SELECT EXISTS (SELECT 1 FROM {schema}.tasks
+               WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s)
+    OR EXISTS (SELECT 1 FROM {schema}.waits
+               WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s)
+
+-- name: heartbeat_task
+-- An activity's heartbeat: extend its lease and keep its details (when
+-- given). `alive` is false once its task is gone (cancelled, or its workflow
+-- ended) or leased to another worker.
+WITH beat AS (
+    UPDATE {schema}.tasks
+    SET lease_until = now() + make_interval(secs => %(lease)s),
+        payload = CASE WHEN %(details)s::jsonb IS NULL THEN payload
+                       ELSE jsonb_set(payload, '{{heartbeat}}', %(details)s::jsonb) END
+    WHERE id = %(id)s AND leased_by = %(worker)s AND %(extend)s
+    RETURNING id
+)
+SELECT (EXISTS (SELECT 1 FROM beat)
+        OR (NOT %(extend)s AND EXISTS (SELECT 1 FROM {schema}.tasks
+                                       WHERE id = %(id)s AND leased_by = %(worker)s)))
+       AS alive,
+       j.status, j.cancel_state, j.cancel_error
+FROM (SELECT 1) AS one LEFT JOIN {schema}.jobs j ON j.id = %(job_id)s

@@ -22,7 +22,18 @@ CREATE TABLE {schema}.jobs (
     expire_seconds  double precision,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    completed_at    timestamptz
+    completed_at    timestamptz,
+    -- The current run (API.md §11): ended runs are in workflow_runs, their
+    -- steps under the run id '@' || run_id.
+    run_number      integer NOT NULL DEFAULT 1,
+    run_id          text NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text),
+    run_started_at  timestamptz NOT NULL DEFAULT now(),
+    -- Seconds a run may last before it fails with 596 (NULL: no limit).
+    run_timeout     double precision,
+    -- Cancellation with cleanup: NULL, 'requested' (not yet raised in the
+    -- coordinator) or 'delivered'; cancel_error is what the workflow ends with.
+    cancel_state    text,
+    cancel_error    jsonb
 );
 CREATE INDEX jobs_entity_created_idx ON {schema}.jobs (entity, created_at DESC);
 CREATE INDEX jobs_status_created_idx ON {schema}.jobs (status, created_at DESC);
@@ -47,6 +58,22 @@ CREATE TABLE {schema}.runs (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, run_id)
+);
+
+-- The ended runs of each workflow id (continue_as_new, if_exists='restart').
+CREATE TABLE {schema}.workflow_runs (
+    job_id          text NOT NULL,
+    run_number      integer NOT NULL,
+    run_id          text NOT NULL,
+    workflow_name   text NOT NULL,
+    args            jsonb NOT NULL DEFAULT '[]'::jsonb,
+    status          text NOT NULL,
+    result          jsonb,
+    error           jsonb,
+    reason          text,
+    started_at      timestamptz NOT NULL,
+    ended_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, run_number)
 );
 
 -- The recorded durable calls of each run, keyed by position.
@@ -97,14 +124,14 @@ CREATE TABLE {schema}.signals (
 );
 CREATE INDEX signals_job_signal_idx ON {schema}.signals (job_id, signal_id, id);
 
--- Runs waiting for a signal right now.
+-- Runs waiting for a signal right now (wait_for_any: one row per signal id).
 CREATE TABLE {schema}.waits (
     job_id      text NOT NULL,
     run_id      text NOT NULL,
     step_key    text NOT NULL,
     signal_id   text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (job_id, run_id, step_key)
+    PRIMARY KEY (job_id, run_id, step_key, signal_id)
 );
 CREATE INDEX waits_signal_idx ON {schema}.waits (signal_id, job_id);
 
