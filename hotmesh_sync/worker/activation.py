@@ -199,8 +199,9 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
     except errors.CancelledError as cancelled:
         _check_poison(ctx)
         session.flush()
-        if ctx.broken is not None or run.run_id != "":
-            return _fail(tx, run, ctx.broken or cancelled, log)
+        broken = ctx.broken or _swallowed(ctx)  # raised in place of a caught suspension
+        if broken is not None or run.run_id != "":
+            return _fail(tx, run, broken or cancelled, log)
         return _cancelled(tx, run, cancelled, log)
     except ContinueAsNew as again:
         _check_poison(ctx)

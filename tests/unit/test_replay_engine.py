@@ -9,14 +9,19 @@ below mirrors how ``hotmesh_sync.worker.activation.activate`` drives a run
 
 A golden file holds: ``about`` (one sentence), ``workflow`` (a name in
 ``WORKFLOWS``), ``args``, ``history`` (a list of ``{key, kind, name, result,
-error}``), optionally ``signals`` (sent and not yet consumed) and ``limits``
-(``ActivationLimits`` fields); ``expect``, one of ``{"result": ...}``,
-``{"suspended": [{kind, key, payload?}, ...]}`` (payload entries are checked
-one by one) or ``{"error": {type, match}}`` (``match`` is a fragment of the
-message); ``recorded``, the steps the activation recorded (``result`` and
-``error`` checked where given); ``calls``, the session methods it called
-besides ``record``; ``swallowed``, whether the run ended with the suspension
-it had raised caught.
+error}``), optionally ``signals`` (sent and not yet consumed), ``limits``
+(``ActivationLimits`` fields), ``pending_keys`` (positions with a call still
+scheduled, which ``has_pending`` reports), ``cancel`` (the stored error of a
+requested cancellation not raised yet) and ``run_number`` (default 1);
+``expect``, one of ``{"result": ...}``, ``{"suspended": [{kind, key,
+payload?}, ...]}`` (payload entries are checked one by one), ``{"error":
+{type, match}}`` (the run failed; ``match`` is a fragment of the message),
+``{"cancelled": {match}}`` (CancelledError got out: the workflow ends
+interrupted) or ``{"continued": [args...]}`` (``continue_as_new`` with these
+args for the next run); ``recorded``, the steps the activation recorded
+(``result`` and ``error`` checked where given); ``calls``, the session methods
+it called besides ``record``; ``swallowed``, whether the run ended with the
+suspension it had raised caught.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from hotmesh_sync.workflow.context import (
     StepSession,
     activated,
 )
-from hotmesh_sync.workflow.suspension import Pending, Suspension
+from hotmesh_sync.workflow.suspension import ContinueAsNew, Pending, Suspension
 
 GOLDEN = Path(__file__).parent / "golden"
 FIXED_NOW = "2024-01-02T03:04:05+00:00"
@@ -48,9 +53,11 @@ FIXED_NOW = "2024-01-02T03:04:05+00:00"
 
 @dataclass
 class FakeSession:
-    """Records what the engine asks of storage; ``signals`` are the ones waiting."""
+    """Records what the engine asks of storage; ``signals`` are the ones waiting,
+    ``pending_keys`` the positions with a call still scheduled."""
 
     signals: dict[str, Any] = field(default_factory=dict)
+    pending_keys: set[str] = field(default_factory=set)
     recorded: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     document: dict[str, Any] = field(default_factory=dict)
@@ -78,7 +85,7 @@ class FakeSession:
 
     def has_pending(self, key: str) -> bool:
         self.calls.append("has_pending")
-        return False
+        return key in self.pending_keys
 
     def cancel_delivered(self) -> None:
         self.calls.append("cancel_delivered")
@@ -111,12 +118,14 @@ def _typed(session: FakeSession) -> StepSession:
 
 @dataclass
 class Outcome:
-    """How an activation ended: ``completed`` (result), ``suspended`` (pending), ``failed``."""
+    """How an activation ended: ``completed`` (result), ``suspended`` (pending),
+    ``failed`` (error), ``cancelled`` (error) or ``continued`` (next_args)."""
 
     status: str
     result: Any = None
     pending: list[Pending] = field(default_factory=list)
     error: BaseException | None = None
+    next_args: list[Any] = field(default_factory=list)
 
 
 def activate(fn: Any, ctx: RunContext, args: list[Any]) -> Outcome:
@@ -128,6 +137,15 @@ def activate(fn: Any, ctx: RunContext, args: list[Any]) -> Outcome:
         if ctx.broken is None:
             return Outcome("suspended", pending=suspension.pending)
         return Outcome("failed", error=ctx.broken)
+    except errors.CancelledError as cancelled:
+        broken = ctx.broken or _swallowed(ctx)
+        if broken is not None or ctx.is_hook:
+            return Outcome("failed", error=broken or cancelled)
+        return Outcome("cancelled", error=cancelled)
+    except ContinueAsNew as again:
+        if ctx.broken is not None:
+            return Outcome("failed", error=ctx.broken)
+        return Outcome("continued", next_args=again.args_for_next)
     except Exception as exc:
         return Outcome("failed", error=ctx.broken or _swallowed(ctx) or exc)
     broken = ctx.broken or _swallowed(ctx)
@@ -144,9 +162,11 @@ def _swallowed(ctx: RunContext) -> errors.NonDeterminismError | None:
 
 def make_context(history: dict[str, StepRecord], session: FakeSession,
                  limits: ActivationLimits | None = None,
-                 workflow_name: str = "test_workflow") -> RunContext:
+                 workflow_name: str = "test_workflow", run_number: int = 1,
+                 cancel: dict[str, Any] | None = None) -> RunContext:
     return RunContext("wf-1", "", workflow_name, "default", None, 1, history, _typed(session),
-                      limits=limits or ActivationLimits())
+                      limits=limits or ActivationLimits(), run_number=run_number,
+                      cancel=cancel)
 
 
 # --- the workflows the golden files name ----------------------------------------------------
@@ -267,18 +287,77 @@ def four_nows() -> list[str]:
     return [workflow.now().isoformat() for _ in range(4)]
 
 
+def patched_greeting(name: str) -> str:
+    """A change made while runs were in flight: new runs shout, old ones greet."""
+    if workflow.patched("p"):
+        return str(acts.shout(name))
+    return str(acts.greet(name))
+
+
+def deprecated_patch(name: str) -> str:
+    """The old branch is gone; runs recorded with the marker still replay."""
+    workflow.deprecate_patch("p")
+    return str(acts.shout(name))
+
+
+def patch_removed(name: str) -> str:
+    """The patch call removed outright, too early for runs that recorded its marker."""
+    return str(acts.shout(name))
+
+
+def wait_any() -> list[Any]:
+    """The first of two signals (a list, as JSON gives it back)."""
+    return list(workflow.wait_for_any(["a", "b"]))
+
+
+def cancel_with_cleanup(name: str) -> list[Any]:
+    """A cancellation raised at a wait, cleaned up with an activity, then let out."""
+    hello = acts.greet(name)
+    try:
+        return [hello, workflow.wait_for("approve")]
+    except errors.CancelledError:
+        acts.shout("cleanup")
+        raise
+
+
+def entity_then_activity() -> Any:
+    """An inline entity command, then an activity."""
+    workflow.entity().set({"n": 1})
+    return acts.greet("x")
+
+
+def count_up(n: int) -> Any:
+    """One activity per run, then the next run with ``n + 1``."""
+    acts.greet(str(n))
+    workflow.continue_as_new(n + 1)
+
+
+def run_marks() -> list[Any]:
+    """What differs between runs of one workflow id: the run number and random()."""
+    return [workflow.info().run_number, workflow.random()]
+
+
+def suspension_into_cancel() -> None:
+    """Turns the suspension of a new call into a CancelledError of its own."""
+    try:
+        acts.greet("x")
+    except BaseException as exc:
+        raise errors.CancelledError("aborted") from exc
+
+
 WORKFLOWS = {fn.__name__: fn for fn in [
-    straight_line, fallback_on_failure, branches, nested_branches, with_hook, entity_once,
+    suspension_into_cancel, straight_line, fallback_on_failure, branches, nested_branches, with_hook, entity_once,
     cleanup_in_finally, cleanup_in_except, swallow_and_return, swallow_and_call,
-    swallow_in_branch, catch_nondeterminism, four_nows,
+    swallow_in_branch, catch_nondeterminism, four_nows, patched_greeting, deprecated_patch,
+    patch_removed, wait_any, cancel_with_cleanup, entity_then_activity, count_up, run_marks,
 ]}
 
 
 # --- golden histories ---------------------------------------------------------------------
 
-CASE_KEYS = {"about", "workflow", "args", "history", "signals", "limits", "expect",
-             "recorded", "calls", "swallowed"}
-EXPECT_KEYS = {"result", "suspended", "error"}
+CASE_KEYS = {"about", "workflow", "args", "history", "signals", "limits", "pending_keys",
+             "cancel", "run_number", "expect", "recorded", "calls", "swallowed"}
+EXPECT_KEYS = {"result", "suspended", "error", "cancelled", "continued"}
 
 
 def golden_files() -> list[Path]:
@@ -324,9 +403,11 @@ def check_pending(actual: list[Pending], expected: list[dict[str, Any]]) -> None
 def test_golden_history(path: Path) -> None:
     """One activation over a recorded history ends as the golden file says."""
     case = load_case(path)
-    session = FakeSession(signals=dict(case.get("signals", {})))
+    session = FakeSession(signals=dict(case.get("signals", {})),
+                          pending_keys=set(case.get("pending_keys", [])))
     limits = ActivationLimits(**case["limits"]) if "limits" in case else None
-    ctx = make_context(history_of(case["history"]), session, limits, case["workflow"])
+    ctx = make_context(history_of(case["history"]), session, limits, case["workflow"],
+                       run_number=case.get("run_number", 1), cancel=case.get("cancel"))
 
     outcome = activate(WORKFLOWS[case["workflow"]], ctx, list(case.get("args", [])))
 
@@ -337,6 +418,13 @@ def test_golden_history(path: Path) -> None:
     elif "suspended" in expect:
         assert outcome.status == "suspended", outcome.error
         check_pending(outcome.pending, expect["suspended"])
+    elif "cancelled" in expect:
+        assert outcome.status == "cancelled", outcome
+        assert isinstance(outcome.error, errors.CancelledError)
+        assert expect["cancelled"]["match"] in str(outcome.error)
+    elif "continued" in expect:
+        assert outcome.status == "continued", outcome
+        assert outcome.next_args == expect["continued"]
     else:
         assert outcome.status == "failed", outcome
         assert type(outcome.error).__name__ == expect["error"]["type"]
@@ -422,6 +510,15 @@ def test_random_and_uuid_repeat_on_replay() -> None:
     second = activate(draw, make_context({}, FakeSession()), [])
     assert first.status == "completed" and first.result == second.result
     assert first.result[0] != first.result[2]
+
+
+def test_random_differs_between_runs() -> None:
+    """A later run of the same workflow id draws other random() values than the first."""
+    first = activate(run_marks, make_context({}, FakeSession()), [])
+    second = activate(run_marks, make_context({}, FakeSession(), run_number=2), [])
+    assert first.status == second.status == "completed"
+    assert first.result[0] == 1 and second.result[0] == 2
+    assert first.result[1] != second.result[1]
 
 
 def test_durable_calls_need_a_run() -> None:
