@@ -346,7 +346,8 @@ def suspension_into_cancel() -> None:
 
 
 WORKFLOWS = {fn.__name__: fn for fn in [
-    suspension_into_cancel, straight_line, fallback_on_failure, branches, nested_branches, with_hook, entity_once,
+    suspension_into_cancel, straight_line, fallback_on_failure, branches, nested_branches,
+    with_hook, entity_once,
     cleanup_in_finally, cleanup_in_except, swallow_and_return, swallow_and_call,
     swallow_in_branch, catch_nondeterminism, four_nows, patched_greeting, deprecated_patch,
     patch_removed, wait_any, cancel_with_cleanup, entity_then_activity, count_up, run_marks,
