@@ -19,6 +19,7 @@ from . import (
     bench_dbos,
     bench_entity,
     bench_fanout,
+    bench_flow,
     bench_latency,
     bench_replay,
     bench_throughput,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[RunContext], Outcome]] = {
     "replay": bench_replay.run,
     "fanout": bench_fanout.run,
     "backlog": bench_backlog.run,
+    "flow": bench_flow.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

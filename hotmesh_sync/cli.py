@@ -3,7 +3,8 @@
 Exit status: 0 success; 1 a workflow failed, was interrupted or did not
 finish within ``--timeout`` (``result``, ``start --wait``), or the database
 failed; 2 bad usage (also a value or name the database refuses, a malformed
-DSN), an unknown workflow id, or no database to connect to.
+DSN), an unknown workflow or schedule id, a schedule id that is taken, or no
+database to connect to.
 Errors are one line on stderr; command output goes to stdout, as JSON with
 ``--json``; log events go to stderr (see ``logging_setup``).
 """
@@ -281,6 +282,87 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    timeout = parse_seconds(args.timeout, "--timeout")
+    if timeout is not None and not args.wait:
+        raise UsageError("--timeout goes with --wait")
+    with open_memflow(args) as mf:
+        handle = mf.workflow.get_handle(args.id)
+        resumed = handle.retry()
+        if resumed and args.wait:
+            return outcome(mf, args, args.id, timeout)
+        status = handle.status()
+    human = (f"resumed {args.id} from the step that failed" if resumed
+             else f"{args.id} has not failed (it is {status}): nothing to retry")
+    emit(args, {"workflow_id": args.id, "resumed": resumed, "status": status}, human=human)
+    return EXIT_OK
+
+
+# --- schedules ------------------------------------------------------------------------
+
+def _next_run(row: dict[str, Any]) -> str:
+    return "paused" if row["paused"] else _when(row["next_run_at"]) if row["next_run_at"] else "-"
+
+
+def cmd_schedule_ls(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        rows = mf.schedules.list()
+    human = table([[r["id"], r["cron"], r["timezone"], r["workflow_name"], r["task_queue"],
+                    r["overlap"], _next_run(r), r["last_workflow_id"] or "-"] for r in rows],
+                  ["ID", "CRON", "TIMEZONE", "WORKFLOW", "QUEUE", "OVERLAP", "NEXT RUN (UTC)",
+                   "LAST WORKFLOW"])
+    emit(args, rows, human=human if rows else "(no schedules)")
+    return EXIT_OK
+
+
+def cmd_schedule_get(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        emit(args, mf.schedules.get(args.id))
+    return EXIT_OK
+
+
+def cmd_schedule_create(args: argparse.Namespace) -> int:
+    raw_args = parse_json(args.args, "--args")
+    call_args = [] if raw_args is None else raw_args if isinstance(raw_args, list) else [raw_args]
+    with open_memflow(args) as mf:
+        row = mf.schedules.create(
+            args.id, cron=args.cron, workflow_name=args.workflow, args=call_args,
+            task_queue=args.task_queue, timezone=args.timezone, overlap=args.overlap,
+            catchup_window=args.catchup_window, jitter=args.jitter, paused=args.paused,
+            if_exists=args.if_exists)
+    emit(args, row, human=f"schedule {row['id']} ({row['cron']}, {row['timezone']}): "
+                          f"next run {_next_run(row)}")
+    return EXIT_OK
+
+
+def cmd_schedule_pause(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        row = mf.schedules.pause(args.id)
+    emit(args, row, human=f"paused schedule {args.id}")
+    return EXIT_OK
+
+
+def cmd_schedule_unpause(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        row = mf.schedules.unpause(args.id)
+    emit(args, row, human=f"unpaused schedule {args.id}: next run {_next_run(row)}")
+    return EXIT_OK
+
+
+def cmd_schedule_trigger(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        workflow_id = mf.schedules.trigger(args.id)
+    emit(args, {"schedule_id": args.id, "workflow_id": workflow_id}, human=workflow_id)
+    return EXIT_OK
+
+
+def cmd_schedule_delete(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        mf.schedules.delete(args.id)
+    emit(args, {"schedule_id": args.id, "deleted": True}, human=f"deleted schedule {args.id}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         demo = importlib.import_module("hotmesh_sync.demo")
@@ -405,8 +487,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than", default="7 days", metavar="DURATION",
                    help="default '7 days'")
 
+    p = command("retry", cmd_retry, "run a failed workflow again from the step that failed")
+    p.add_argument("id")
+    p.add_argument("--wait", action="store_true", help="wait and print the result")
+    p.add_argument("--timeout", metavar="DURATION", help="with --wait: give up after this long")
+
+    _schedule_commands(command("schedule", cmd_schedule_ls, "manage cron schedules"))
+
     command("demo", cmd_demo, "run the research agent and document pipeline demo")
     return parser
+
+
+def _schedule_commands(parser: argparse.ArgumentParser) -> None:
+    """``schedule ls|get|create|pause|unpause|trigger|delete``."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        _common(sub, suppress=True)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    action("ls", cmd_schedule_ls, "list the app's schedules")
+    _schedule_create(action("create", cmd_schedule_create, "create a schedule"))
+    for name, handler, help_text in (
+            ("get", cmd_schedule_get, "print a schedule"),
+            ("pause", cmd_schedule_pause, "stop firing a schedule until unpause"),
+            ("unpause", cmd_schedule_unpause,
+             "fire a paused schedule again, from its next tick (missed ones are not caught up)"),
+            ("trigger", cmd_schedule_trigger,
+             "start the schedule's workflow now and print its id"),
+            ("delete", cmd_schedule_delete, "remove a schedule")):
+        action(name, handler, help_text).add_argument("id")
+
+
+def _schedule_create(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="the schedule id; its workflows are '<id>@<tick>'")
+    p.add_argument("--cron", required=True,
+                   help="five fields ('0 2 * * *') or @yearly, @monthly, @weekly, @daily, "
+                        "@hourly")
+    p.add_argument("--workflow", required=True, help="the workflow name")
+    p.add_argument("--task-queue", help="default: 'default'")
+    p.add_argument("--args", help="the arguments, a JSON array (any other JSON value is the "
+                                  "single argument)")
+    p.add_argument("--timezone", default="UTC", help="an IANA name (default UTC)")
+    p.add_argument("--overlap", choices=["skip", "allow", "buffer_one", "cancel_other"],
+                   default="skip", help="when the last workflow still runs (default skip)")
+    p.add_argument("--catchup-window", metavar="DURATION",
+                   help="start ticks missed while no worker ran if at most this old "
+                        "(default: only the latest)")
+    p.add_argument("--jitter", metavar="DURATION",
+                   help="delay each start by a part of this, the same in every worker")
+    p.add_argument("--paused", action="store_true", help="create it paused")
+    p.add_argument("--if-exists", choices=["error", "update"], default="error",
+                   help="when the id is taken: fail (default) or redefine it")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (UsageError, errors.ConfigurationError, errors.WorkflowNotFoundError,
-            errors.DuplicateWorkflowError, ValueError, TypeError) as exc:
+            errors.DuplicateWorkflowError, errors.ScheduleNotFoundError,
+            errors.DuplicateScheduleError, ValueError, TypeError) as exc:
         # ValueError/TypeError: the library's checks of names, JSON values and paths.
         _log.debug("command_refused", exc_info=True)
         return fail(str(exc), EXIT_USAGE)

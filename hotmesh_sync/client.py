@@ -25,6 +25,7 @@ from .store.store import (
     interrupt_workflow,
     jsonb,
     restart_workflow,
+    resume_workflow,
     run_on_connection,
     start_hook_run,
 )
@@ -110,6 +111,49 @@ class WorkflowHandle:
     def signal(self, signal_id: str, data: Any = None) -> int:
         return self._mf.workflow.signal(signal_id, data, workflow_id=self.workflow_id)
 
+    def wait_until(self, predicate: Callable[[dict[str, Any]], bool],
+                   timeout: Duration | None = None) -> dict[str, Any]:
+        """Block until the entity document satisfies ``predicate``; the document.
+
+        Woken by a notification on each change of this entity (announced only
+        while someone waits on it), with a slow safety re-read; ``timeout``
+        elapsed raises the builtin TimeoutError. Instead of polling, or of
+        Temporal-style queries: the workflow publishes to its entity.
+        """
+        if not callable(predicate):
+            raise TypeError("predicate must be a function of the entity document")
+        deadline = None if timeout is None else time.monotonic() + to_seconds(timeout)
+        watcher = uuid.uuid4().hex
+        event = self._mf.listener.watch_entity(self.workflow_id)
+        try:
+            # The watcher row makes the database announce this entity's changes.
+            self._mf.store.run(lambda tx: tx.add_watcher(self.workflow_id, watcher))
+            while True:
+                event.clear()
+                document = self.state()
+                if predicate(document):
+                    return document
+                wait = SAFETY_POLL
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"the entity of {self.workflow_id!r} did not "
+                                           f"satisfy the predicate within {timeout}s")
+                    wait = min(wait, remaining)
+                event.wait(wait)
+        finally:
+            self._mf.listener.unwatch_entity(self.workflow_id, event)
+            self._mf.store.run(lambda tx: tx.drop_watcher(self.workflow_id, watcher))
+
+    def retry(self) -> bool:
+        """Run a failed (or interrupted) workflow again from the step that
+        failed: the steps before it stay recorded and are not re-run. False
+        when the workflow had not failed (it is running or completed)."""
+        done = self._mf.store.run(lambda tx: resume_workflow(tx, self.workflow_id))
+        if done:
+            _log.info("workflow_resumed", workflow_id=self.workflow_id)
+        return done
+
     def interrupt(self, reason: str | None = None, descend: bool = False,
                   force: bool = False) -> bool:
         """Cancel the workflow (and with ``descend`` its running children).
@@ -165,6 +209,15 @@ class WorkflowHandle:
         return self._mf.store.entity_history(self.workflow_id)
 
 
+def _check_priority(priority: int) -> int:
+    """A priority: a whole number that fits PostgreSQL's integer."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError("priority must be a whole number")
+    if not -(2**31) <= priority < 2**31:
+        raise ValueError("priority must fit in 32 bits")
+    return priority
+
+
 class WorkflowClient:
     """``mf.workflow``: start, execute, signal, hook and list workflows."""
 
@@ -184,6 +237,7 @@ class WorkflowClient:
         if_exists: str = "error",
         connection: Any = None,
         run_timeout: Duration | None = None,
+        priority: int = 0,
     ) -> WorkflowHandle:
         """Start a workflow; its handle. See API.md §2 and §11 for every option.
 
@@ -207,6 +261,7 @@ class WorkflowClient:
             "expire_seconds": None if expire is None else to_seconds(expire),
             "run_timeout": None if run_timeout is None else to_seconds(run_timeout),
             "run_id": uuid.uuid4().hex,
+            "priority": _check_priority(priority),
         }
         if search is not None and not isinstance(search, Mapping):
             raise TypeError("search must be a dict")

@@ -6,6 +6,8 @@
     ├── ConfigurationError        bad app id, no database to be had, bad options
     ├── DuplicateWorkflowError    a workflow id that is already taken
     ├── WorkflowNotFoundError     an id no workflow has (or had, before a purge)
+    ├── DuplicateScheduleError    a schedule id that is already taken
+    ├── ScheduleNotFoundError     an id no schedule has
     ├── NotInWorkflowError        a workflow-only call made outside a run
     ├── NonDeterminismError       replayed code no longer matches its history
     ├── ActivationLimitError      one activation made too many calls or ran too long
@@ -67,6 +69,22 @@ class WorkflowNotFoundError(HotMeshError):
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"no workflow with id {workflow_id!r}")
         self.workflow_id = workflow_id
+
+
+class DuplicateScheduleError(HotMeshError):
+    """A schedule with this id already exists (``create(..., if_exists="error")``)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"a schedule with id {schedule_id!r} already exists")
+        self.schedule_id = schedule_id
+
+
+class ScheduleNotFoundError(HotMeshError):
+    """No schedule has this id."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"no schedule with id {schedule_id!r}")
+        self.schedule_id = schedule_id
 
 
 class NotInWorkflowError(HotMeshError):

@@ -11,6 +11,8 @@ from .durations import Duration, to_seconds
 from .embedded import resolve_dsn
 from .entity import Entities, Entity, pool_executor
 from .log import get_logger
+from .queues import Queues
+from .schedules import Schedules
 from .store.connect import Pool, make_pool, open_pool, provision_schema
 from .store.listener import Listener
 from .store.store import Store, purge
@@ -56,7 +58,10 @@ class MemFlow:
         self.store = Store(self.pool, self.schema)
         self.listener = Listener(dsn, self.schema)
         self.workflow = WorkflowClient(self)
+        self.queues = Queues(self)
         self.entities = Entities(self.pool, self.schema)
+        #: Cron schedules that start workflows (API.md §12).
+        self.schedules = Schedules(self)
         self._workers: list[Worker] = []
 
     @classmethod

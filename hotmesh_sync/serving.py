@@ -34,6 +34,7 @@ from .errors import ConfigurationError
 from .log import get_logger
 from .memflow import MemFlow, schema_for
 from .store.connect import provision_schema
+from .store.store import TransactionRunner
 from .workflow.registry import as_table
 
 __all__ = ["MemFlowHolder", "load_functions", "migrate_schema", "serve", "wrap_activities"]
@@ -109,6 +110,7 @@ def serve(
     max_tasks: int | None = None,
     max_runtime: float | None = None,
     grace: float = 30.0,
+    transactions: TransactionRunner | None = None,
 ) -> int:
     """Run a worker until SIGTERM/SIGINT, ``max_tasks`` or ``max_runtime``; the tasks done.
 
@@ -133,7 +135,7 @@ def serve(
             stop_for("max_tasks")
 
     worker = memflow.worker(task_queue, workflows, activities, concurrency,
-                            max_tasks=max_tasks, on_task=on_task)
+                            max_tasks=max_tasks, on_task=on_task, transactions=transactions)
     restore = _trap_signals(stop_for)
     try:
         worker.start()

@@ -1,7 +1,9 @@
 """One LISTEN connection per MemFlow: wakes workers and result waiters.
 
-Channel ``hotmesh_<schema>`` carries ``t:<task queue>`` when a task is queued
-and ``d:<workflow id>`` when a workflow ends. After a (re)connect every
+Channel ``hotmesh_<schema>`` carries ``t:<task queue>`` when a task is queued,
+``d:<workflow id>`` when a workflow ends, and ``e:<workflow id>`` when a
+watched entity changes (``handle.wait_until``); ``s:`` when a schedule
+changes (workers' firing threads look again). After a (re)connect every
 subscriber is woken once, since notifications sent while disconnected are
 lost; subscribers re-check the database, so a lost notification only delays.
 """
@@ -27,7 +29,9 @@ class Listener:
         self._channel = "hotmesh_" + schema
         self._lock = threading.Lock()
         self._done: dict[str, set[threading.Event]] = defaultdict(set)
+        self._entities: dict[str, set[threading.Event]] = defaultdict(set)
         self._queues: dict[str, set[Callable[[], None]]] = defaultdict(set)
+        self._schedules: set[Callable[[], None]] = set()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,6 +54,23 @@ class Listener:
                 if not events:
                     del self._done[workflow_id]
 
+    def watch_entity(self, workflow_id: str) -> threading.Event:
+        """An event set when the entity of ``workflow_id`` changes (while a
+        watcher row for it exists) or the connection was re-established."""
+        event = threading.Event()
+        with self._lock:
+            self._entities[workflow_id].add(event)
+        self.ensure_started()
+        return event
+
+    def unwatch_entity(self, workflow_id: str, event: threading.Event) -> None:
+        with self._lock:
+            events = self._entities.get(workflow_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._entities[workflow_id]
+
     def watch_queue(self, task_queue: str, callback: Callable[[], None]) -> None:
         with self._lock:
             self._queues[task_queue].add(callback)
@@ -58,6 +79,16 @@ class Listener:
     def unwatch_queue(self, task_queue: str, callback: Callable[[], None]) -> None:
         with self._lock:
             self._queues[task_queue].discard(callback)
+
+    def watch_schedules(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a schedule changes (workers' firing threads)."""
+        with self._lock:
+            self._schedules.add(callback)
+        self.ensure_started()
+
+    def unwatch_schedules(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._schedules.discard(callback)
 
     # --- lifecycle -----------------------------------------------------
     def ensure_started(self, wait: float = 5.0) -> None:
@@ -112,6 +143,10 @@ class Listener:
         with self._lock:
             if kind == "d":
                 targets: list[Callable[[], None]] = [e.set for e in self._done.get(value, ())]
+            elif kind == "e":
+                targets = [e.set for e in self._entities.get(value, ())]
+            elif kind == "s":
+                targets = list(self._schedules)
             else:
                 targets = list(self._queues.get(value, ()))
         for target in targets:
@@ -120,6 +155,8 @@ class Listener:
     def _wake_everyone(self) -> None:
         with self._lock:
             targets = [e.set for events in self._done.values() for e in events]
+            targets += [e.set for events in self._entities.values() for e in events]
             targets += [cb for callbacks in self._queues.values() for cb in callbacks]
+            targets += list(self._schedules)
         for target in targets:
             target()

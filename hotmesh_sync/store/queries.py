@@ -74,7 +74,7 @@ _BYTES: dict[str, dict[str, bytes]] = {}
 @lru_cache(maxsize=64)
 def _rendered_for(schema: str) -> dict[str, sql.Composed]:
     named: dict[str, str] = {}
-    for filename in ("queries.sql", "entity_queries.sql"):
+    for filename in ("queries.sql", "entity_queries.sql", "schedule_queries.sql"):
         try:
             text = read_sql_file(filename)
         except FileNotFoundError:

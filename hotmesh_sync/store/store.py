@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -35,6 +35,19 @@ Conn = psycopg.Connection[Any]
 
 #: A JSON value ready to be sent as a jsonb parameter (what ``jsonb`` returns).
 JsonParam = Jsonb
+
+
+class TransactionRunner(Protocol):
+    """Runs ``work`` inside a database transaction it opens on a connection to
+    the app's database, and returns what ``work`` returns; the transaction
+    commits when ``work`` returns and rolls back when it raises.
+
+    A transactional activity (``workflow.transactional``) runs in one, with
+    the record of its step: the default opens it on the worker's pool; the
+    Django integration uses Django's own connection inside ``atomic()``.
+    """
+
+    def __call__(self, work: Callable[[Conn], T]) -> T: ...
 
 
 def jsonb(value: Any, what: str = "value") -> Jsonb:
@@ -72,6 +85,9 @@ class LockedRun:
     cancel_state: str | None = None
     cancel_error: dict[str, Any] | None = None
     run_timeout: float | None = None
+    priority: int = 0
+    #: How often handle.retry() resumed the workflow.
+    resumed: int = 0
 
 
 TERMINAL = ("completed", "failed", "interrupted")
@@ -94,6 +110,17 @@ class ClaimedTask:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedTask:
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class LimitedClaim:
+    """What the limited claim of a queue with flow control found."""
+
+    #: The activity leased to the claiming worker, if one was.
+    task: ClaimedTask | None
+    #: None leased: seconds until trying again may succeed (0: nothing was
+    #: due; None: the concurrency limit holds it back until a slot frees).
+    wait: float | None
 
 
 @dataclass(frozen=True)
@@ -269,9 +296,9 @@ class Tx:
         return None if row is None else str(row["task_queue"])
 
     def insert_run_task(self, task_queue: str, job_id: str, run_id: str,
-                        delay: float = 0.0) -> None:
+                        delay: float = 0.0, priority: int = 0) -> None:
         self._run("insert_run_task", dict(task_queue=task_queue, job_id=job_id,
-                                          run_id=run_id, delay=delay))
+                                          run_id=run_id, delay=delay, priority=priority))
 
     def wake_run(self, job_id: str, run_id: str) -> None:
         self._run("wake_run", dict(job_id=job_id, run_id=run_id))
@@ -279,14 +306,61 @@ class Tx:
     def insert_step_task(
         self, *, kind: str, task_queue: str, job_id: str, run_id: str, step_key: str,
         payload: dict[str, Any], delay: float = 0.0, leased_by: str | None = None,
-        lease: float = 0.0,
-    ) -> int | None:
-        """Insert an activity or timer task; None when that step has one already."""
+        lease: float = 0.0, priority: int = 0,
+    ) -> tuple[int, bool] | None:
+        """Insert an activity or timer task: (its id, whether it was leased to
+        ``leased_by``; never for a queue with flow control); None when that
+        step has one already."""
         row = self._one("insert_step_task", dict(
             kind=kind, task_queue=task_queue, job_id=job_id, run_id=run_id,
             step_key=step_key, payload=Jsonb(payload), delay=delay, leased_by=leased_by,
-            lease=lease))
-        return None if row is None else int(row[0])
+            lease=lease, priority=priority))
+        return None if row is None else (int(row[0]), bool(row[1]))
+
+    # --- resuming and watching -------------------------------------------
+    def last_error_step(self, job_id: str) -> tuple[str, str, int] | None:
+        """(key, kind, seq) of the coordinator's last step that holds an error."""
+        row = self._one("last_error_step", dict(id=job_id))
+        return None if row is None else (str(row[0]), str(row[1]), int(row[2]))
+
+    def resume_job(self, job_id: str, from_seq: int) -> None:
+        self._run("resume_job", dict(id=job_id, from_seq=from_seq))
+
+    def child_at(self, job_id: str, step_key: str) -> str | None:
+        """The id of the child a coordinator's ``exec_child`` at ``step_key`` started."""
+        row = self._one("failed_child", dict(id=job_id, step_key=step_key))
+        return None if row is None else str(row[0])
+
+    def add_watcher(self, job_id: str, watcher: str) -> None:
+        self._run("add_watcher", dict(job_id=job_id, watcher=watcher))
+
+    def drop_watcher(self, job_id: str, watcher: str) -> None:
+        self._run("drop_watcher", dict(job_id=job_id, watcher=watcher))
+
+    # --- flow control ----------------------------------------------------
+    def claim_limited(self, task_queue: str, worker: str, lease: float,
+                      recoveries: bool) -> LimitedClaim | None:
+        """Lease the next due activity of a queue with flow control, within
+        its limits (one call of ``claim_limited`` in schema.sql); None when
+        the queue has no limits."""
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("claim_limited"), dict(
+                task_queue=task_queue, worker=worker, lease=lease, recoveries=recoveries))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        wait = row.pop("wait")
+        task = None if row["id"] is None else ClaimedTask.from_row({**row, "more": False})
+        return LimitedClaim(task, wait)
+
+    def queue_limited(self, task_queue: str) -> bool:
+        row = self._one("queue_limited", dict(task_queue=task_queue))
+        return bool(row and row[0])
+
+    def configure_queue(self, name: str, concurrency: int | None, rate_count: int | None,
+                        rate_period: float | None) -> None:
+        self._run("configure_queue", dict(name=name, concurrency=concurrency,
+                                          rate_count=rate_count, rate_period=rate_period))
 
     def delete_task(self, task_id: int) -> None:
         self._run("delete_task", dict(id=task_id))
@@ -538,6 +612,7 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
         parent_step=spec.get("parent_step"),
         retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
         expire_seconds=spec.get("expire_seconds"), run_timeout=spec.get("run_timeout"),
+        priority=int(spec.get("priority") or 0),
     ):
         return False
     if search:
@@ -545,7 +620,8 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
                           [{"op": "replace", "path": "", "value": search}])
     tx.insert_run(spec["workflow_id"], "", spec["workflow_name"], spec["task_queue"],
                   jsonb(spec["args"], "workflow args"))
-    tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "")
+    tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "",
+                       priority=int(spec.get("priority") or 0))
     if spec.get("run_timeout") is not None:
         tx.insert_deadline_task(spec["workflow_id"])
     return True
@@ -567,6 +643,30 @@ def restart_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
                  expire_seconds=spec.get("expire_seconds"), entity=spec.get("entity"))
     if spec.get("search"):
         tx.merge_search(job_id, spec["search"])
+    return True
+
+
+def resume_workflow(tx: Tx, job_id: str) -> bool:
+    """Run a failed (or interrupted) workflow again from the step that failed
+    (``handle.retry()``); False when it has not ended that way.
+
+    The steps before that one stay recorded and are replayed, not re-run. A
+    failed ``exec_child`` is resumed the same way, so its result reaches the
+    parent when it completes.
+    """
+    run = tx.lock_run(job_id, "")
+    if run is None:
+        raise WorkflowNotFoundError(job_id)
+    if run.job_status not in ("failed", "interrupted"):
+        return False
+    failed = tx.last_error_step(job_id)
+    if failed is not None and failed[1] == "child_result":
+        child = tx.child_at(job_id, failed[0])
+        if child is not None:
+            resume_workflow(tx, child)
+    tx.resume_job(job_id, (1 << 62) if failed is None else failed[2])
+    tx.insert_run_task(run.task_queue, job_id, "", priority=run.priority)
+    tx.insert_deadline_task(job_id)
     return True
 
 

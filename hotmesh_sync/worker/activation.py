@@ -69,6 +69,13 @@ class Scheduler:
     activities: ActivityTable = field(default_factory=lambda: ActivityTable({}))
 
 
+class StepNotRecorded(Exception):
+    """``record_and_activate(..., require_record=True)`` recorded nothing: the
+    step was recorded already, or its task is gone (the workflow ended, or no
+    longer waits for it). Raised so that the caller's transaction rolls back
+    whatever was written with it (a transactional activity's writes)."""
+
+
 class ActivationRolledBack(Exception):
     """Work done in an activation's transaction could not be recorded with its
     step; the whole transaction is rolled back (and the task set aside)."""
@@ -300,18 +307,20 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
                 scheduler.activities.learn(str(item.payload["ref"]), item.function)
             queue = item.payload["task_queue"]
             mine = queue == scheduler.task_queue and not leased and scheduler.may_lease()
-            task_id = tx.insert_step_task(
+            inserted = tx.insert_step_task(
                 kind="activity", task_queue=queue, job_id=run.job_id, run_id=run.run_id,
                 step_key=item.key, payload=item.payload,
-                leased_by=scheduler.worker_id if mine else None, lease=scheduler.lease)
-            if mine and task_id is not None:
-                leased.append(LeasedActivity(task_id, run.job_id, run.run_id, item.key,
+                leased_by=scheduler.worker_id if mine else None, lease=scheduler.lease,
+                priority=run.priority)
+            if inserted is not None and inserted[1]:
+                leased.append(LeasedActivity(inserted[0], run.job_id, run.run_id, item.key,
                                              item.payload))
         elif item.kind == "sleep":
             seconds = float(item.payload["seconds"])
             tx.insert_step_task(kind="timer", task_queue=run.task_queue, job_id=run.job_id,
                                 run_id=run.run_id, step_key=item.key,
-                                payload={"sleep": seconds}, delay=seconds)
+                                payload={"sleep": seconds}, delay=seconds,
+                                priority=run.priority)
         elif item.kind == "wait":
             many = "signal_ids" in item.payload  # wait_for_any
             for signal_id in item.payload.get("signal_ids") or [item.payload["signal_id"]]:
@@ -322,7 +331,8 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
                           else {"wait": item.payload["signal_id"]})
                 tx.insert_step_task(kind="timer", task_queue=run.task_queue,
                                     job_id=run.job_id, run_id=run.run_id, step_key=item.key,
-                                    payload=expiry, delay=float(timeout))
+                                    payload=expiry, delay=float(timeout),
+                                    priority=run.priority)
     status = "running" if busy else "waiting"
     if run.run_id == "" and status != run.job_status:  # the lock's read saves a write
         tx.set_job_status(run.job_id, status)
@@ -379,7 +389,7 @@ def _fail(tx: Tx, run: LockedRun, exc: BaseException, log: Any,
     delay = None if code is not None else _workflow_retry_delay(run, exc)
     if delay is not None:
         tx.restart_job(run.job_id)
-        tx.insert_run_task(run.task_queue, run.job_id, "", delay=delay)
+        tx.insert_run_task(run.task_queue, run.job_id, "", delay=delay, priority=run.priority)
         log.warning("workflow_retrying", attempt=run.attempt, delay=delay,
                     error=describe_error(exc))
         return []
@@ -423,16 +433,20 @@ def expire_run(tx: Tx, job_id: str, run_number: int, task_id: int) -> None:
 
 def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record: StepRecord,
                         workflows: Mapping[str, Callable[..., Any]],
-                        scheduler: Scheduler, task_id: int | None = None) -> list[LeasedActivity]:
+                        scheduler: Scheduler, task_id: int | None = None, *,
+                        require_record: bool = False) -> list[LeasedActivity]:
     """Record a step performed by the worker (and drop its task), then re-run
     the run at once.
 
     Recording and the next activation share one commit: the hot path costs one
     commit per durable step. The run's lock is taken before the task row's,
-    the order every transaction here follows.
+    the order every transaction here follows. With ``require_record``, a step
+    that is not recorded here raises ``StepNotRecorded`` instead of returning.
     """
     run = tx.lock_run(job_id, run_id)
     if run is None:
+        if require_record:
+            raise StepNotRecorded(f"workflow {job_id!r} no longer exists")
         if task_id is not None:
             tx.delete_task(task_id)
         return []
@@ -442,6 +456,8 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
         if tx.record_step_and_load(job_id, run_id, step_key, record, task_id,
                                    1 << 62)[0] is not None:
             tx.wake_run(job_id, run_id)
+        elif require_record:
+            raise StepNotRecorded(_not_recorded(job_id, step_key))
         return []
     # One statement drops the task, records the step and reads whatever else
     # the run recorded since this worker last saw it.
@@ -449,14 +465,22 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
     seq, recorded, mark = tx.record_step_and_load(job_id, run_id, step_key, record,
                                                  task_id, mark)
     if seq is None:
+        if require_record:
+            raise StepNotRecorded(_not_recorded(job_id, step_key))
         return []  # recorded already (a duplicate delivery): nothing new to do
     history.update(recorded)
     history[step_key] = record
     return activate(tx, job_id, run_id, workflows, scheduler, run, (history, max(mark, seq)))
 
 
-def _cache_key(run: LockedRun) -> tuple[str, str, int, Any, int]:
-    return (run.job_id, run.run_id, run.attempt, run.created_at, run.run_number)
+def _not_recorded(job_id: str, step_key: str) -> str:
+    return (f"step {step_key} of workflow {job_id!r} was recorded already, or its "
+            "workflow no longer waits for it")
+
+
+def _cache_key(run: LockedRun) -> tuple[str, str, int, Any, int, int]:
+    # A resumed run (handle.retry) had steps deleted: a cache of before is stale.
+    return (run.job_id, run.run_id, run.attempt, run.created_at, run.run_number, run.resumed)
 
 
 def fail_run(tx: Tx, job_id: str, run_id: str, exc: errors.HotMeshError,

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..records import StepRecord
 
-CacheKey = tuple[str, str, int, Any, int]
+CacheKey = tuple[str, str, int, Any, int, int]
 
 
 class HistoryCache:

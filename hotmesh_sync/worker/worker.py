@@ -30,10 +30,10 @@ from ..records import ErrorRecord, StepRecord, describe_error
 from ..settings import Settings
 from ..store.connect import make_pool
 from ..store.listener import Listener
-from ..store.store import ClaimedTask, Store, Tx, purge
+from ..store.store import ClaimedTask, Store, TransactionRunner, Tx, purge
 from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
-from ..workflow.registry import FunctionSet, as_table
+from ..workflow.registry import FunctionSet, as_table, is_transactional
 from .activation import (
     LeasedActivity,
     Scheduler,
@@ -46,7 +46,9 @@ from .activity_runner import classify_failure, run_attempt, success
 from .activity_table import ActivityTable
 from .attempt import StoredAttempt
 from .budget import TaskBudget
+from .flow import BLOCKED_RETRY, FlowCheck
 from .quarantine import Quarantine
+from .transactional import perform_transactional
 from .wakeups import WakeUps
 
 _log = get_logger("hotmesh_sync.worker")
@@ -114,6 +116,8 @@ class Worker:
         maintenance_interval: float = 60.0,
         max_tasks: int | None = None,
         on_task: Callable[[int], None] | None = None,
+        transactions: TransactionRunner | None = None,
+        schedules: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -157,6 +161,11 @@ class Worker:
         self._wakeups = WakeUps()
         self._quarantine = Quarantine()
         self._budget = TaskBudget(max_tasks, on_task)
+        self._flow = FlowCheck(self._store, task_queue)
+        #: Where transactional activities run (None: a transaction on this worker's pool).
+        self.transactions = transactions
+        #: Whether this worker takes part in firing the app's schedules.
+        self.fires_schedules = schedules
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
 
     @property
@@ -175,10 +184,13 @@ class Worker:
             return self
         self._pool.open(wait=True, timeout=30)
         self._listener.watch_queue(self.task_queue, self._wakeups.notify)
+        self._flow.refresh()  # every thread's first claim knows the queue's limits
         for i in range(self.concurrency):
             self._spawn(self._work_loop, f"hotmesh-worker-{i}")
         self._spawn(self._heartbeat_loop, "hotmesh-heartbeat")
         self._spawn(self._maintenance_loop, "hotmesh-maintenance")
+        if self.fires_schedules:
+            self._spawn(self._schedule_loop, "hotmesh-schedules")
         self._log.info("worker_started", concurrency=self.concurrency,
                        workflows=sorted(self.workflows))
         return self
@@ -264,23 +276,76 @@ class Worker:
         return did_work, next_due
 
     def _claim_once(self) -> tuple[bool, float | None]:
-        """Claim and do one task; (did work, seconds until the next due task)."""
+        """Claim and do one task; (did work, seconds until the next due task).
 
-        def work(tx: Tx) -> ClaimOutcome:
-            # Everything it reports comes from this attempt: a transaction
-            # retried after a transient fault starts from nothing.
-            task = tx.claim_task(self.task_queue, activities=not self._quarantine.held,
-                                 recoveries=self._quarantine.idle())
-            if task is None:
-                return ClaimOutcome(next_due=tx.next_due(self.task_queue))
-            try:
-                leased = self._do_task(tx, task)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                raise TaskFailed(task.id, exc) from exc
-            return ClaimOutcome(task_id=task.id, more=task.more, leased=leased)
+        A queue with flow control has its activities leased apart, by the
+        limited claim (``_limited_work``); everything else goes through the
+        usual claim.
+        """
+        held_back: float | None = None
+        if not self._quarantine.held and self._flow.limited():
+            did_work, held_back = self._claim_and_do(self._limited_work)
+            if did_work:
+                return True, None
+        did_work, next_due = self._claim_and_do(self._any_work)
+        if did_work or held_back is None:
+            return did_work, next_due
+        # Limited activities are due but held back: look again when a token
+        # comes, or soon (a concurrency slot frees without a notification).
+        return False, min(held_back, next_due) if next_due and next_due > 0 else held_back
 
+    def _any_work(self, tx: Tx) -> ClaimOutcome:
+        """Claim the next due task (but a limited activity) and do it."""
+        # Everything it reports comes from this attempt: a transaction
+        # retried after a transient fault starts from nothing.
+        task = tx.claim_task(self.task_queue, activities=not self._quarantine.held,
+                             recoveries=self._quarantine.idle())
+        if task is None:
+            return ClaimOutcome(next_due=tx.next_due(self.task_queue))
+        try:
+            leased = self._next_limited(tx, self._do_task(tx, task))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise TaskFailed(task.id, exc) from exc
+        return ClaimOutcome(task_id=task.id, more=task.more, leased=leased)
+
+    def _limited_work(self, tx: Tx) -> ClaimOutcome:
+        """Lease an activity of this queue within its concurrency and rate
+        limits (``claim_limited`` in schema.sql: the queue's row lock
+        serializes these claims across every worker process)."""
+        found = tx.claim_limited(self.task_queue, self.worker_id, self.lease,
+                                 self._quarantine.idle())
+        if found is None:
+            return ClaimOutcome()
+        if found.task is None:  # held back, or nothing due
+            wait = BLOCKED_RETRY if found.wait is None else found.wait
+            return ClaimOutcome(next_due=wait if wait > 0 else None)
+        try:
+            leased = self._take_activity(tx, found.task, leased=True)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise TaskFailed(found.task.id, exc) from exc
+        # Another thread may find a free slot too (if not, it waits a little).
+        return ClaimOutcome(task_id=found.task.id, more=True, leased=leased)
+
+    def _next_limited(self, tx: Tx, leased: list[LeasedActivity]) -> list[LeasedActivity]:
+        """At the end of a transaction that leased nothing, lease this queue's
+        next limited activity in the same commit, as an activation leases the
+        first activity it schedules when its queue has no limits. The queue's
+        row lock is then held only from here to the commit."""
+        if leased or not self._flow.cached() or not self._may_lease():
+            return leased
+        found = tx.claim_limited(self.task_queue, self.worker_id, self.lease,
+                                 self._quarantine.idle())
+        if found is None or found.task is None:
+            return leased
+        return self._take_activity(tx, found.task, leased=True)
+
+    def _claim_and_do(self, work: Callable[[Tx], ClaimOutcome]) -> tuple[bool, float | None]:
+        """Run one claim transaction ``work``, then the activities it leased;
+        (did work, seconds until the next task is due, when known)."""
         try:
             outcome = self._store.run(work)
         except BaseException as exc:
@@ -333,7 +398,7 @@ class Worker:
 
     def _do_task(self, tx: Tx, task: ClaimedTask) -> list[LeasedActivity]:
         task_id, kind, job_id, run_id = task.id, task.kind, task.job_id, task.run_id
-        step_key, payload, claims = task.step_key, task.payload, task.claims
+        step_key, payload = task.step_key, task.payload
         if kind == "run":
             tx.take_run_tasks(job_id, run_id, task_id)
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
@@ -359,16 +424,28 @@ class Worker:
                 tx.delete_wait(job_id, run_id, step_key)
             return record_and_activate(tx, job_id, run_id, step_key, record, self.workflows,
                                        self._scheduler, task_id)
-        # An activity: lease it, and run it once the lease is committed.
+        return self._take_activity(tx, task, leased=False)
+
+    def _take_activity(self, tx: Tx, task: ClaimedTask, leased: bool) -> list[LeasedActivity]:
+        """Lease a claimed activity (unless the limited claim ``leased`` it
+        already) to run once the lease is committed."""
+        task_id, job_id, run_id, payload = task.id, task.job_id, task.run_id, task.payload
+        step_key = task.step_key
+        assert step_key is not None
         attempt = int(payload.get("attempt", 1))
+        claims = task.claims - 1 if leased else task.claims  # before this claim
         recovering = claims >= attempt  # its last holder died (or stopped) holding it
         if recovering and not self._quarantine.enter():
             # Run a recovered task alone: if it kills its worker again, it takes
-            # no innocent activity with it, and only its own count grows.
+            # no innocent activity with it, and only its own count grows. (A
+            # lease taken already runs out on its own.)
             tx.postpone_task(task_id, 0.5)
             return []
-        leased_claims = tx.lease_task(task_id, self.worker_id, self.lease)
-        claims = leased_claims if leased_claims is not None else claims + 1
+        if leased:
+            claims = task.claims
+        else:
+            leased_claims = tx.lease_task(task_id, self.worker_id, self.lease)
+            claims = leased_claims if leased_claims is not None else claims + 1
         if claims > attempt + self.max_recoveries:
             record = StepRecord("activity", payload["name"], None, ErrorRecord(
                 "FatalError", "WorkerLost",
@@ -389,6 +466,9 @@ class Worker:
         name = str(task.payload["name"])
         log = self._log.bind(workflow_id=task.job_id, step=task.step_key, activity=name)
         fn = self._table.find(name, task.payload.get("ref"))
+        if fn is not None and is_transactional(fn):
+            # Its writes commit with the record of its step: see transactional.py.
+            return perform_transactional(self, task, fn, log)
         self._quarantine.started(task)
         attempt = StoredAttempt(self._store, task, self.worker_id, self.lease)
         failure: Exception | None = None
@@ -406,14 +486,16 @@ class Worker:
             self._quarantine.finished(task)
             # Before the outcome is recorded: a retry resumes from these details.
             self._flush_heartbeat(attempt, log)
+        if self._flow.cached():
+            self._wakeups.one_more()  # a slot of the limited queue is free again
         if failure is not None:
             return self._activity_failed(task, failure, log)
         log.debug("activity_completed")
 
         def record(tx: Tx) -> list[LeasedActivity]:
-            return record_and_activate(tx, task.job_id, task.run_id, task.step_key,
-                                       success(name, value), self.workflows, self._scheduler,
-                                       task.task_id)
+            return self._next_limited(tx, record_and_activate(
+                tx, task.job_id, task.run_id, task.step_key, success(name, value),
+                self.workflows, self._scheduler, task.task_id))
 
         return self._record_outcome(task, record)
 
@@ -469,6 +551,13 @@ class Worker:
             except Exception as exc:
                 self._log.error("heartbeat_failed", error=describe_error(exc))
 
+
+    def _schedule_loop(self) -> None:
+        """Start the workflows of the app's due schedule ticks (every worker
+        takes part; each tick starts exactly one workflow)."""
+        from .schedule_firing import ScheduleFiring
+
+        ScheduleFiring(self._store, self._listener, self.worker_id).run(self._stopping)
 
     def _maintenance_loop(self) -> None:
         """Purge workflows past their ``expire``, now and then."""

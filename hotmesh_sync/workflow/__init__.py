@@ -33,14 +33,14 @@ from .context import (
     current,
 )
 from .logger import logger
-from .registry import name_of
+from .registry import name_of, transactional
 from .suspension import ContinueAsNew, Pending, Suspension
 
 __all__ = [
     "ActivityProxy", "RunInfo", "Suspension", "all", "continue_as_new", "deprecate_patch",
     "entity", "exec_child", "exec_hook", "exec_hook_batch", "hook", "info", "interrupt",
     "logger", "now", "patched", "proxy_activities", "random", "signal", "sleep_for",
-    "start_child", "uuid4", "wait_for", "wait_for_any",
+    "start_child", "transactional", "uuid4", "wait_for", "wait_for_any",
 ]
 
 

@@ -11,6 +11,24 @@ Fn = Callable[..., Any]
 FunctionSet = Iterable[Fn] | Mapping[str, Fn] | types.ModuleType | None
 
 
+#: The attribute ``workflow.transactional`` sets on an activity function.
+TRANSACTIONAL = "__hotmesh_transactional__"
+
+
+def transactional(fn: Fn) -> Fn:
+    """Mark an activity as transactional: it is called with a psycopg connection
+    as its first argument, inside the transaction that records its step, so
+    its database writes and the step commit together (exactly once)."""
+    if not callable(fn):
+        raise TypeError("workflow.transactional decorates an activity function")
+    setattr(fn, TRANSACTIONAL, True)
+    return fn
+
+
+def is_transactional(fn: Fn) -> bool:
+    return bool(getattr(fn, TRANSACTIONAL, False))
+
+
 def name_of(target: str | Fn) -> str:
     """A workflow or activity name: the text itself, or a function's __name__."""
     if isinstance(target, str):

@@ -215,3 +215,27 @@ def test_json_of_status_view_is_plain_json(project: MemFlow, live_worker: Any) -
     handle.result(timeout=20)
     body = Client().get(f"/orders/{handle.workflow_id}/").content
     assert json.loads(body)["result"] == 1
+
+
+def test_transactional_activity_writes_through_the_orm_exactly_once(project: MemFlow) -> None:
+    """manage.py hotmesh_worker runs a transactional activity inside atomic() on
+    Django's connection: its ORM write commits with its step; when it raises,
+    the write is rolled back."""
+    from e2e_shop.models import Reservation
+
+    with connection.schema_editor() as editor:
+        editor.create_model(Reservation)
+    kept = project.workflow.start("reserve_order", ["o-kept", 2], task_queue="shop-stock")
+    refused = project.workflow.start("reserve_order", ["o-refused", 0], task_queue="shop-stock")
+    call_command("hotmesh_worker", "e2e_shop.stock", "--task-queue", "shop-stock",
+                 "--max-tasks", "2", "--concurrency", "1")
+
+    reserved = kept.result(timeout=5)["reserved"]
+    assert reserved["same_connection"] is True and reserved["in_atomic_block"] is True
+    [row] = Reservation.objects.filter(order_id="o-kept")
+    assert (row.pk, row.qty) == (reserved["id"], 2)
+    assert [(s["kind"], s["name"], s["error"]) for s in kept.steps()] == [
+        ("activity", "reserve_stock", None)]
+
+    assert refused.result(timeout=5) == {"refused": "cannot reserve 0 of o-refused"}
+    assert not Reservation.objects.filter(order_id="o-refused").exists()

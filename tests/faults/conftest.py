@@ -27,13 +27,14 @@ class WorkerProcesses:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, queue: str = "chaos", concurrency: int = 4, lease: float = 2.0,
-              extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+              extra_env: dict[str, str] | None = None,
+              module: str = "tests.faults.chaos_workflows") -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(ROOT), CHAOS_DSN=self.dsn,
                    CHAOS_TABLE=self.table, HOTMESH_LEASE_SECONDS=str(lease),
                    **(extra_env or {}))
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hotmesh_sync", "worker", "tests.faults.chaos_workflows",
+            [sys.executable, "-m", "hotmesh_sync", "worker", module,
              "--task-queue", queue, "--concurrency", str(concurrency),
              "--dsn", self.dsn, "--app-id", self.app_id, "--log-level", "warning"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

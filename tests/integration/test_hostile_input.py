@@ -40,8 +40,8 @@ def intact(mf: MemFlow) -> list[str]:
     return [t[0] for t in tables]
 
 
-TABLES = ["history", "jobs", "runs", "schema_version", "signals", "steps", "tasks", "waits",
-          "workflow_runs"]
+TABLES = ["history", "jobs", "queues", "runs", "schedules", "schema_version", "signals",
+          "steps", "tasks", "waits", "watchers", "workflow_runs"]
 
 
 def test_corpus_through_ids_names_queues_and_signals(mf: MemFlow, worker: Any) -> None:

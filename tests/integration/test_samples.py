@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90
 
 EXPECTED = {
+    "schedules": """\
+schedule weekday-digest: '0 8 * * MON-FRI' in Europe/Berlin, overlap skip
+next run: 08:00 Berlin time, on a weekday: True
+triggered weekday-digest@<now>, a time in UTC: True
+result: digest for platform: 24 unread
+last workflow is the triggered one: True
+paused: True, next run: None
+""",
     "cancellation": """\
 booking a trip to Lisbon: room reserved, flight search running
 interrupt sent: customer cancelled the trip
@@ -57,6 +65,13 @@ deploy 2: a worker runs fulfil_order v2 (workflow.patched('fraud-check'))
 steps recorded:
   order A: activity charge_card, wait shipped
   order B: patch fraud-check, activity check_fraud, activity charge_card, wait shipped
+""",
+    "transactional": """\
+stock before: 5 widgets
+order A (3 widgets): reserved 3 on attempt 2; 2 left
+order B (10 widgets): refused (only 2 widgets left, 10 asked); nothing written
+stock after: 2 widgets, 1 reservation
+order A's steps: activity reserve_stock (recorded once, with its writes)
 """,
 }
 

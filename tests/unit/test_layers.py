@@ -13,10 +13,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "hotmesh_sync"
 #: Each module's layer; a module may import only from its own layer or lower ones.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("errors", "records", "names", "settings", "jsonvalue", "durations", "retry", "log",
-         "logging_setup", "payloads")),
+         "logging_setup", "payloads", "cron", "schedule_spec")),
     (1, ("store", "embedded")),
     (2, ("entity", "workflow", "activity")),
-    (3, ("client", "worker")),
+    (3, ("client", "worker", "queues", "schedules")),
     (4, ("memflow",)),
     (5, ("__init__", "serving", "demo", "examples", "cli", "__main__", "contrib")),
 ]

@@ -18,7 +18,7 @@ WORKFLOW_ALL = [
     "ActivityProxy", "RunInfo", "Suspension", "all", "continue_as_new", "deprecate_patch",
     "entity", "exec_child", "exec_hook", "exec_hook_batch", "hook", "info", "interrupt",
     "logger", "now", "patched", "proxy_activities", "random", "signal", "sleep_for",
-    "start_child", "uuid4", "wait_for", "wait_for_any",
+    "start_child", "transactional", "uuid4", "wait_for", "wait_for_any",
 ]
 
 #: Every public error class, with the public class it derives from (the tree in errors.py).
@@ -27,6 +27,8 @@ ERROR_TREE = {
     "ConfigurationError": "HotMeshError",
     "DuplicateWorkflowError": "HotMeshError",
     "WorkflowNotFoundError": "HotMeshError",
+    "DuplicateScheduleError": "HotMeshError",
+    "ScheduleNotFoundError": "HotMeshError",
     "NotInWorkflowError": "HotMeshError",
     "NonDeterminismError": "HotMeshError",
     "ActivationLimitError": "HotMeshError",

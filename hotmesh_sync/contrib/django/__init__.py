@@ -9,6 +9,10 @@ Settings (every key optional)::
         "CONCURRENCY": 8,
         "POOL_SIZE": 10,
         "DSN": None,                       # default: the database of DATABASES["default"]
+        "SCHEDULES": {                     # id -> mf.schedules.create() keywords
+            "nightly-report": {"cron": "0 2 * * *", "workflow_name": "report",
+                               "task_queue": "reports", "timezone": "Europe/Berlin"},
+        },
     }
 
 ``from hotmesh_sync.contrib.django import memflow`` gives the configured
@@ -19,7 +23,8 @@ the surrounding transaction commits::
         order = Order.objects.create(...)
         memflow.workflow.start("fulfil", [order.pk], connection=django.db.connection)
 
-Commands: ``manage.py hotmesh_worker`` and ``manage.py hotmesh_migrate``.
+Commands: ``manage.py hotmesh_worker`` and ``manage.py hotmesh_migrate``; both
+bring the schedules of ``SCHEDULES`` in line first (``sync_schedules``).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from __future__ import annotations
 from typing import cast
 
 from ...memflow import MemFlow
+from ...schedules import sync_declared
 from .conf import HotMeshSettings, dsn_from_database, load_settings
 from .lazy import LazyMemFlow
 
 __all__ = ["HotMeshSettings", "LazyMemFlow", "dsn_from_database", "get_memflow",
-           "load_settings", "memflow"]
+           "load_settings", "memflow", "sync_schedules"]
 
 
 def _create() -> MemFlow:
@@ -48,3 +54,10 @@ memflow = cast(MemFlow, _lazy)
 def get_memflow() -> MemFlow:
     """The project's MemFlow itself (connecting now if it has not yet)."""
     return _lazy.get()
+
+
+def sync_schedules() -> dict[str, list[str]]:
+    """Bring the app's schedules in line with ``settings.HOTMESH["SCHEDULES"]``
+    (see ``hotmesh_sync.schedules.sync_declared``): the ids created, updated
+    and deleted. ConfigurationError names a bad declaration."""
+    return sync_declared(get_memflow(), load_settings().schedules)

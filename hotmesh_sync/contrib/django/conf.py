@@ -1,14 +1,14 @@
 """``settings.HOTMESH``, read and checked once, and the DSN it implies.
 
 ``HOTMESH = {"APP_ID": ..., "WORKFLOWS": [...], "TASK_QUEUE": ..., "CONCURRENCY": ...,
-"POOL_SIZE": ..., "DSN": ...}``; every key is optional. Without ``DSN`` the
-library connects to the database of ``DATABASES["default"]``.
+"POOL_SIZE": ..., "DSN": ..., "SCHEDULES": {...}}``; every key is optional. Without
+``DSN`` the library connects to the database of ``DATABASES["default"]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 from ...errors import ConfigurationError
 from ...memflow import schema_for
 
-_KEYS = {"APP_ID", "WORKFLOWS", "TASK_QUEUE", "CONCURRENCY", "POOL_SIZE", "DSN"}
+_KEYS = {"APP_ID", "WORKFLOWS", "TASK_QUEUE", "CONCURRENCY", "POOL_SIZE", "DSN", "SCHEDULES"}
 _POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 # OPTIONS that Django's backend consumes itself; everything else goes to libpq.
 _DJANGO_ONLY_OPTIONS = {"assume_role", "isolation_level", "pool", "server_side_binding",
@@ -33,6 +33,8 @@ class HotMeshSettings:
     concurrency: int
     pool_size: int
     dsn: str
+    #: Schedule id -> the keywords of ``mf.schedules.create`` (checked when synced).
+    schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def load_settings() -> HotMeshSettings:
@@ -61,9 +63,14 @@ def load_settings() -> HotMeshSettings:
     for key, value in numbers.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ImproperlyConfigured(f"settings.HOTMESH[{key!r}] must be a positive integer")
+    schedules = raw.get("SCHEDULES", {})
+    if not isinstance(schedules, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in schedules.items()):
+        raise ImproperlyConfigured("settings.HOTMESH['SCHEDULES'] must be a dict: schedule id "
+                                   "-> a dict of mf.schedules.create() keywords")
     dsn = raw.get("DSN") or dsn_from_database(settings.DATABASES["default"])
     return HotMeshSettings(app_id, tuple(workflows), task_queue, numbers["CONCURRENCY"],
-                           numbers["POOL_SIZE"], dsn)
+                           numbers["POOL_SIZE"], dsn, dict(schedules))
 
 
 def dsn_from_database(database: Mapping[str, Any]) -> str:

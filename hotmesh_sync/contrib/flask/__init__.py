@@ -8,11 +8,14 @@ Config (every key optional)::
     HOTMESH_TASK_QUEUE = "default"
     HOTMESH_CONCURRENCY = 8
     HOTMESH_POOL_SIZE = 10
+    HOTMESH_SCHEDULES = {}           # id -> mf.schedules.create() keywords
 
 ``hm.memflow`` is the app's MemFlow: made on first use, shared by every
 request (one connection pool per app and process), closed by ``hm.close()``
 or at interpreter exit. ``flask hotmesh worker`` runs a worker whose activities
 run inside an app context; ``flask hotmesh migrate`` provisions the schema.
+Both bring the schedules of ``HOTMESH_SCHEDULES`` in line first
+(``hm.sync_schedules()``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ...durations import to_seconds
 from ...errors import ConfigurationError
 from ...logging_setup import configure_logging
 from ...memflow import MemFlow
+from ...schedules import sync_declared
 from ...serving import MemFlowHolder, load_functions, migrate_schema, serve, wrap_activities
 
 __all__ = ["HotMesh"]
@@ -39,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "HOTMESH_TASK_QUEUE": "default",
     "HOTMESH_CONCURRENCY": 8,
     "HOTMESH_POOL_SIZE": 10,
+    "HOTMESH_SCHEDULES": {},
 }
 
 
@@ -91,6 +96,16 @@ class HotMesh:
         """Close the app's MemFlow and its pool; the next use makes a new one."""
         _state(self._app()).close()
 
+    def sync_schedules(self) -> dict[str, list[str]]:
+        """Bring the app's schedules in line with ``HOTMESH_SCHEDULES`` (see
+        ``hotmesh_sync.schedules.sync_declared``); the ids created, updated and
+        deleted."""
+        return _sync_schedules(self._app())
+
+
+def _sync_schedules(app: Flask) -> dict[str, list[str]]:
+    return sync_declared(_state(app).get(), app.config["HOTMESH_SCHEDULES"])
+
 
 hotmesh_commands = AppGroup("hotmesh", help="HotMesh durable workflows.")
 
@@ -118,6 +133,7 @@ def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency
         runtime = None if max_runtime is None else to_seconds(max_runtime)
         # Activities run on worker threads, where Flask has no app context of its own.
         activities = wrap_activities(functions, app.app_context)
+        _sync_schedules(app)  # HOTMESH_SCHEDULES, before firing them
         serve(_state(app).get(), task_queue or config["HOTMESH_TASK_QUEUE"], functions,
               activities, concurrency=concurrency or config["HOTMESH_CONCURRENCY"],
               max_tasks=max_tasks, max_runtime=runtime, grace=grace)
@@ -127,10 +143,13 @@ def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency
 
 @hotmesh_commands.command("migrate")
 def migrate_command() -> None:
-    """Create or migrate the schema of HOTMESH_APP_ID."""
+    """Create or migrate the schema of HOTMESH_APP_ID; bring HOTMESH_SCHEDULES in line."""
     config = current_app.config
     try:
         schema, version = migrate_schema(config["HOTMESH_DSN"] or None, config["HOTMESH_APP_ID"])
+        click.echo(f"HotMesh schema {schema} is at version {version}")
+        synced = _sync_schedules(current_app)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"HotMesh schema {schema} is at version {version}")
+    click.echo("HotMesh schedules: " + ", ".join(f"{what} {len(ids)}"
+                                                for what, ids in synced.items()))

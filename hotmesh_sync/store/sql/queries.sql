@@ -3,10 +3,10 @@
 -- name: insert_job
 INSERT INTO {schema}.jobs (id, entity, workflow_name, task_queue, context, version, args,
                            parent_id, parent_run, parent_step, retry, expire_seconds,
-                           run_timeout)
+                           run_timeout, priority)
 VALUES (%(id)s, %(entity)s, %(workflow_name)s, %(task_queue)s, %(context)s, %(version)s,
         %(args)s, %(parent_id)s, %(parent_run)s, %(parent_step)s, %(retry)s, %(expire_seconds)s,
-        %(run_timeout)s)
+        %(run_timeout)s, %(priority)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
@@ -20,37 +20,50 @@ RETURNING run_id
 INSERT INTO {schema}.history (job_id, version, patch) VALUES (%(job_id)s, %(version)s, %(patch)s)
 
 -- name: insert_run_task
-INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, run_at)
-VALUES (%(task_queue)s, 'run', %(job_id)s, %(run_id)s, now() + make_interval(secs => %(delay)s))
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, run_at, priority)
+VALUES (%(task_queue)s, 'run', %(job_id)s, %(run_id)s, now() + make_interval(secs => %(delay)s),
+        %(priority)s)
 
 -- name: insert_step_task
 -- NOT EXISTS first: a task of this step that another transaction is deleting
--- right now is skipped instead of waited for (waiting could deadlock).
+-- right now is skipped instead of waited for (waiting could deadlock). An
+-- activity of a queue with flow control is never leased here: only the
+-- limited claim may lease it. `leased` says whether it was.
+WITH lease AS (
+    SELECT CASE WHEN %(leased_by)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM {schema}.queues
+                    WHERE name = %(task_queue)s
+                      AND (concurrency IS NOT NULL OR rate_count IS NOT NULL))
+                THEN NULL ELSE %(leased_by)s::text END AS holder
+)
 INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, step_key, payload, run_at,
-                            leased_by, lease_until, claims)
+                            leased_by, lease_until, claims, priority)
 SELECT %(task_queue)s, %(kind)s, %(job_id)s, %(run_id)s, %(step_key)s, %(payload)s,
-       now() + make_interval(secs => %(delay)s), %(leased_by)s,
-       CASE WHEN %(leased_by)s::text IS NULL THEN NULL
+       now() + make_interval(secs => %(delay)s), lease.holder,
+       CASE WHEN lease.holder IS NULL THEN NULL
             ELSE now() + make_interval(secs => %(lease)s) END,
-       CASE WHEN %(leased_by)s::text IS NULL THEN 0 ELSE 1 END
+       CASE WHEN lease.holder IS NULL THEN 0 ELSE 1 END, %(priority)s
+FROM lease
 WHERE NOT EXISTS (
     SELECT 1 FROM {schema}.tasks
     WHERE job_id = %(job_id)s AND run_id = %(run_id)s AND step_key = %(step_key)s)
 ON CONFLICT (job_id, run_id, step_key) WHERE step_key IS NOT NULL DO NOTHING
-RETURNING id
+RETURNING id, leased_by IS NOT NULL AS leased
 
 -- name: wake_runs_of_job
 -- A run task for each run of a job that waits on this signal now.
-INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id)
-SELECT DISTINCT r.task_queue, 'run', w.job_id, w.run_id
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, priority)
+SELECT DISTINCT r.task_queue, 'run', w.job_id, w.run_id, j.priority
 FROM {schema}.waits w
 JOIN {schema}.runs r ON r.job_id = w.job_id AND r.run_id = w.run_id
+JOIN {schema}.jobs j ON j.id = w.job_id
 WHERE w.job_id = %(job_id)s AND w.signal_id = %(signal_id)s
 
 -- name: wake_run
-INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id)
-SELECT task_queue, 'run', job_id, run_id FROM {schema}.runs
-WHERE job_id = %(job_id)s AND run_id = %(run_id)s
+INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, priority)
+SELECT r.task_queue, 'run', r.job_id, r.run_id, j.priority
+FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
+WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 
 -- name: get_job
 SELECT id, entity, workflow_name, task_queue, status, context, args, result, error,
@@ -110,7 +123,11 @@ WHERE task_queue = %(task_queue)s AND run_at <= now()
   -- A recovered activity (claimed as often as it was attempted: its holder
   -- died) goes only to a worker with nothing else running.
   AND (%(recoveries)s OR kind <> 'activity' OR claims < (payload->>'attempt')::int)
-ORDER BY run_at
+  -- Activities of a queue with flow control go through claim_limited_activity.
+  AND (kind <> 'activity' OR NOT EXISTS (
+        SELECT 1 FROM {schema}.queues
+        WHERE name = %(task_queue)s AND (concurrency IS NOT NULL OR rate_count IS NOT NULL)))
+ORDER BY priority DESC, run_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 
@@ -174,7 +191,7 @@ SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 SELECT r.job_id, r.run_id, r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
        j.parent_step, j.created_at, j.run_number, j.run_id AS workflow_run_id,
-       j.cancel_state, j.cancel_error, j.run_timeout
+       j.cancel_state, j.cancel_error, j.run_timeout, j.priority, j.resumed
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
 WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 FOR UPDATE OF r
@@ -340,6 +357,8 @@ WITH doomed AS (
     DELETE FROM {schema}.runs WHERE job_id IN (SELECT id FROM doomed)
 ), wr AS (
     DELETE FROM {schema}.workflow_runs WHERE job_id IN (SELECT id FROM doomed)
+), wt AS (
+    DELETE FROM {schema}.watchers WHERE job_id IN (SELECT id FROM doomed)
 )
 DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM doomed)
 RETURNING id
@@ -490,3 +509,74 @@ SELECT (EXISTS (SELECT 1 FROM beat)
        AS alive,
        j.status, j.cancel_state, j.cancel_error
 FROM (SELECT 1) AS one LEFT JOIN {schema}.jobs j ON j.id = %(job_id)s
+
+-- name: claim_limited
+SELECT id, kind, job_id, run_id, step_key, payload, claims, wait
+FROM {schema}.claim_limited(%(task_queue)s, %(worker)s, %(lease)s, %(recoveries)s)
+
+-- name: configure_queue
+INSERT INTO {schema}.queues (name, concurrency, rate_count, rate_period, tokens, refilled_at)
+VALUES (%(name)s, %(concurrency)s, %(rate_count)s, %(rate_period)s,
+        coalesce(%(rate_count)s, 0), now())
+ON CONFLICT (name) DO UPDATE
+SET concurrency = EXCLUDED.concurrency, rate_count = EXCLUDED.rate_count,
+    rate_period = EXCLUDED.rate_period,
+    -- A new rate starts with a full bucket; an unchanged one keeps its tokens.
+    tokens = CASE WHEN {schema}.queues.rate_count IS NOT DISTINCT FROM EXCLUDED.rate_count
+                   AND {schema}.queues.rate_period IS NOT DISTINCT FROM EXCLUDED.rate_period
+                  THEN {schema}.queues.tokens ELSE EXCLUDED.tokens END,
+    refilled_at = CASE WHEN {schema}.queues.rate_count IS NOT DISTINCT FROM EXCLUDED.rate_count
+                        AND {schema}.queues.rate_period IS NOT DISTINCT FROM EXCLUDED.rate_period
+                       THEN {schema}.queues.refilled_at ELSE now() END,
+    updated_at = now()
+
+-- name: queue_state
+SELECT q.concurrency, q.rate_count, q.rate_period,
+       (SELECT count(*) FROM {schema}.tasks
+        WHERE task_queue = %(name)s AND kind = 'activity' AND lease_until > now()) AS running,
+       (SELECT count(*) FROM {schema}.tasks
+        WHERE task_queue = %(name)s AND run_at <= now()
+          AND (lease_until IS NULL OR lease_until < now())) AS ready
+FROM (SELECT 1) AS one LEFT JOIN {schema}.queues q ON q.name = %(name)s
+
+-- name: list_queues
+SELECT name, concurrency, rate_count, rate_period FROM {schema}.queues ORDER BY name
+
+-- name: queue_limited
+SELECT EXISTS (SELECT 1 FROM {schema}.queues
+               WHERE name = %(task_queue)s
+                 AND (concurrency IS NOT NULL OR rate_count IS NOT NULL))
+
+-- name: last_error_step
+-- The coordinator's last recorded step that holds an error: where a failed
+-- workflow failed, when a durable call's failure ended it.
+SELECT step_key, kind, seq FROM {schema}.steps
+WHERE job_id = %(id)s AND run_id = '' AND error IS NOT NULL
+ORDER BY seq DESC LIMIT 1
+
+-- name: resume_job
+-- handle.retry(): the failed step and whatever followed it are forgotten, the
+-- workflow runs again (its activation replays the steps before it).
+WITH gone AS (
+    DELETE FROM {schema}.steps
+    WHERE job_id = %(id)s AND run_id = '' AND seq >= %(from_seq)s
+), run AS (
+    UPDATE {schema}.runs SET status = 'running', result = NULL, error = NULL,
+                             updated_at = now()
+    WHERE job_id = %(id)s AND run_id = ''
+)
+UPDATE {schema}.jobs
+SET status = 'running', result = NULL, error = NULL, completed_at = NULL,
+    cancel_state = NULL, cancel_error = NULL, resumed = resumed + 1, updated_at = now()
+WHERE id = %(id)s
+
+-- name: failed_child
+SELECT id FROM {schema}.jobs
+WHERE parent_id = %(id)s AND parent_run = '' AND parent_step = %(step_key)s
+
+-- name: add_watcher
+INSERT INTO {schema}.watchers (job_id, watcher) VALUES (%(job_id)s, %(watcher)s)
+ON CONFLICT DO NOTHING
+
+-- name: drop_watcher
+DELETE FROM {schema}.watchers WHERE job_id = %(job_id)s AND watcher = %(watcher)s

@@ -15,7 +15,9 @@ ALLOWED_HOSTS = ["testserver"]
 USE_TZ = True
 ROOT_URLCONF = "e2e_shop.urls"
 MIDDLEWARE: list[str] = []
-INSTALLED_APPS = ["hotmesh_sync.contrib.django"]
+# e2e_shop for its model (stock.py writes it inside a transactional activity).
+INSTALLED_APPS = ["hotmesh_sync.contrib.django", "e2e_shop"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",

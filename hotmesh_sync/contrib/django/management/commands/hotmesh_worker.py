@@ -7,10 +7,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
-from hotmesh_sync.contrib.django import get_memflow
+from hotmesh_sync.contrib.django import get_memflow, sync_schedules
 from hotmesh_sync.contrib.django.conf import load_settings
+from hotmesh_sync.contrib.django.transactions import django_transactions
 from hotmesh_sync.durations import to_seconds
 from hotmesh_sync.errors import ConfigurationError
 from hotmesh_sync.logging_setup import configure_logging
@@ -22,8 +23,13 @@ def django_db_hygiene() -> Iterator[None]:
     """What Django does around each request, done around each activity instead.
 
     Worker threads live long; without this an activity using the ORM could be
-    handed a connection that has died or outlived CONN_MAX_AGE.
+    handed a connection that has died or outlived CONN_MAX_AGE. Inside an
+    atomic block (a transactional activity runs in one) the connection is in
+    use and is left alone: closing it would end the transaction.
     """
+    if any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+        yield
+        return
     close_old_connections()
     try:
         yield
@@ -58,10 +64,11 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
             functions = load_functions(specs)
             max_runtime = (None if options["max_runtime"] is None
                            else to_seconds(options["max_runtime"]))
+            sync_schedules()  # settings.HOTMESH["SCHEDULES"], before firing them
             serve(get_memflow(), options["task_queue"] or conf.task_queue, functions,
                   wrap_activities(functions, django_db_hygiene),
                   concurrency=options["concurrency"] or conf.concurrency,
                   max_tasks=options["max_tasks"], max_runtime=max_runtime,
-                  grace=options["grace"])
+                  grace=options["grace"], transactions=django_transactions())
         except (ConfigurationError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
