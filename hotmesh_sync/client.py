@@ -238,6 +238,7 @@ class WorkflowClient:
         connection: Any = None,
         run_timeout: Duration | None = None,
         priority: int = 0,
+        start_delay: Duration | None = None,
     ) -> WorkflowHandle:
         """Start a workflow; its handle. See API.md §2 and §11 for every option.
 
@@ -262,6 +263,8 @@ class WorkflowClient:
             "run_timeout": None if run_timeout is None else to_seconds(run_timeout),
             "run_id": uuid.uuid4().hex,
             "priority": _check_priority(priority),
+            # Its first activation waits this long (Django's run_after, a deferred job).
+            "start_delay": None if start_delay is None else to_seconds(start_delay),
         }
         if search is not None and not isinstance(search, Mapping):
             raise TypeError("search must be a dict")
@@ -307,9 +310,11 @@ class WorkflowClient:
             check_name(workflow_id, "workflow_id")
 
             def one(tx: Tx) -> int:
-                if not tx.send_signal(workflow_id, signal_id, payload):
+                status = tx.job_status(workflow_id)
+                if status is None or not tx.send_signal(workflow_id, signal_id, payload):
                     raise errors.WorkflowNotFoundError(workflow_id)
-                return 1
+                # An ended workflow is not reached: nothing is kept for it.
+                return 0 if status in TERMINAL else 1
 
             return self._mf.store.run(one)
 

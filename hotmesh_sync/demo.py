@@ -41,8 +41,11 @@ def follow(handle: WorkflowHandle, out: IO[str], timeout: float = 120.0) -> Any:
     return handle.result(timeout=5)
 
 
-def main(memflow: MemFlow, out: IO[str] = sys.stdout) -> int:
-    """Run both examples on ``memflow``; 0 when both complete."""
+def main(memflow: MemFlow, out: IO[str] = sys.stdout, as_json: bool = False) -> int:
+    """Run both examples on ``memflow``; 0 when both complete. With ``as_json``
+    the only output is one JSON object: both final documents and where they are."""
+    if as_json:
+        return _as_json(memflow, out)
     suffix = time.strftime("%Y%m%d-%H%M%S")
     with memflow.worker("agents", workflows=research_agent.WORKFLOWS, concurrency=4), \
             memflow.worker("pipeline", workflows=document_pipeline.WORKFLOWS, concurrency=4):
@@ -63,4 +66,23 @@ def main(memflow: MemFlow, out: IO[str] = sys.stdout) -> int:
     table = f"{quote_ident(memflow.schema)}.jobs"
     print(f"\nBoth workflows completed. Their entities are rows of {table}:", file=out)
     print(f"  SELECT id, status, context->>'status' FROM {table};", file=out)
+    return 0
+
+
+def _as_json(memflow: MemFlow, out: IO[str]) -> int:
+    """The demo for scripts: nothing printed but the outcome, as one JSON object."""
+    suffix = time.strftime("%Y%m%d-%H%M%S")
+    with memflow.worker("agents", workflows=research_agent.WORKFLOWS, concurrency=4), \
+            memflow.worker("pipeline", workflows=document_pipeline.WORKFLOWS, concurrency=4):
+        agent = memflow.workflow.start(
+            entity="research-agent", workflow_name="research_agent", args=[QUERY],
+            task_queue="agents", workflow_id=f"agent-session-{suffix}")
+        pipeline = memflow.workflow.start(
+            entity="document", workflow_name="document_processing_pipeline",
+            task_queue="pipeline", workflow_id=f"doc-pipeline-{suffix}")
+        documents = {handle.workflow_id: handle.result(timeout=120)
+                     for handle in (agent, pipeline)}
+    table = f"{quote_ident(memflow.schema)}.jobs"
+    print(json.dumps({"app_id": memflow.app_id, "jobs_table": table,
+                      "workflows": documents}), file=out)
     return 0

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -121,6 +122,34 @@ def default_dsn() -> str:
         if not cluster.accepts_connections():
             _start_cluster(cluster, _DEFAULT_SETTINGS, ())
     return cluster.dsn
+
+
+def default_server_state() -> dict[str, Any]:
+    """What ``hotmesh-sync server status`` shows about this user's embedded
+    server, without starting it: its data directory, DSN, whether it was
+    ever created, and whether it runs (accepts connections) now."""
+    cluster = _Cluster(default_data_dir(), _server_account())
+    return {"data_dir": str(cluster.data_dir), "dsn": cluster.dsn,
+            "created": (cluster.pgdata / "PG_VERSION").exists(),
+            "running": cluster.accepts_connections(), "log": str(cluster.log)}
+
+
+def stop_default_server() -> bool:
+    """Stop this user's embedded server (its files stay); False when it was not running."""
+    cluster = _Cluster(default_data_dir(), _server_account())
+    version_file = cluster.pgdata / "PG_VERSION"
+    if not version_file.exists():
+        return False
+    with _locked(cluster.lock_file):
+        binaries = _find_binaries(cluster.account, version_file.read_text().strip(),
+                                  cluster.pgdata)
+        if not _is_running(binaries, cluster):
+            return False
+        stop = [binaries.path("pg_ctl"), "stop", "-w", "-s", "-m", "fast",
+                "-D", str(cluster.pgdata)]
+        _check(stop, cluster.account, what="stop the embedded PostgreSQL server",
+               log=cluster.log)
+    return True
 
 
 def start_throwaway(base_dir: Path | None = None) -> EmbeddedServer:

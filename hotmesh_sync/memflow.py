@@ -97,6 +97,15 @@ class MemFlow:
         self._workers.append(worker)
         return worker
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers of this app (seen within the last minute): id, host,
+        pid, task_queues, workflows, activities, started_at, last_seen."""
+        from .worker.activation import WORKER_STALE
+
+        return [dict(row, started_at=row["started_at"].isoformat(),
+                     last_seen=row["last_seen"].isoformat())
+                for row in self.store.fetch_dicts("live_workers", {"stale": WORKER_STALE})]
+
     def purge(self, older_than: Duration | None = "7 days", batch: int = 500) -> int:
         """Remove finished workflows (job, runs, steps, history, signals) that ended
         more than ``older_than`` ago, and those past their ``expire``; the count.

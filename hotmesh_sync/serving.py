@@ -111,8 +111,14 @@ def serve(
     max_runtime: float | None = None,
     grace: float = 30.0,
     transactions: TransactionRunner | None = None,
+    until_empty: bool = False,
 ) -> int:
     """Run a worker until SIGTERM/SIGINT, ``max_tasks`` or ``max_runtime``; the tasks done.
+
+    With ``until_empty`` it also stops once nothing of its queue is due or
+    running and no thread is busy, twice in a row a moment apart (cron-style
+    runs: drain what is due, then exit); work that falls due later (a timer
+    an hour away) waits for the next run.
 
     Then it stops claiming and lets in-flight tasks finish for up to ``grace``
     seconds (what is still running after that is handed back to the queue).
@@ -147,11 +153,20 @@ def serve(
         _log.info("worker_ready", app_id=memflow.app_id, task_queue=task_queue,
                   concurrency=concurrency, functions=sorted(set(workflows) | set(activities or {})),
                   max_tasks=max_tasks, max_runtime=max_runtime)
+        calm = 0
         while not finish.is_set():
-            if deadline is None:
-                finish.wait()
-            elif not finish.wait(max(0.0, deadline - time.monotonic())):
+            step = EMPTY_CHECK if until_empty else None
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                step = left if step is None else min(step, left)
+            if finish.wait(step):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
                 stop_for("max_runtime")
+            elif until_empty:
+                calm = calm + 1 if worker.drained() else 0
+                if calm >= 2:
+                    stop_for("until_empty")
     finally:
         _log.info("worker_draining", reason=why[0] if why else "error",
                   tasks_done=worker.tasks_done, grace=grace)
@@ -161,6 +176,10 @@ def serve(
             restore()
     _log.info("worker_exited", tasks_done=worker.tasks_done)
     return worker.tasks_done
+
+
+#: Seconds between two looks at the queue by ``serve(until_empty=True)``.
+EMPTY_CHECK = 0.5
 
 
 def _trap_signals(stop_for: Callable[[str], None]) -> Callable[[], None]:

@@ -21,7 +21,12 @@ def pg_dsn() -> Iterator[str]:
         yield configured
         return
     with start_throwaway() as server:
-        yield server.dsn
+        # The package's pytest plugin (its memflow fixture) uses this server too.
+        os.environ["HOTMESH_TEST_DSN"] = server.dsn
+        try:
+            yield server.dsn
+        finally:
+            del os.environ["HOTMESH_TEST_DSN"]
 
 
 @pytest.fixture

@@ -88,6 +88,8 @@ class LockedRun:
     priority: int = 0
     #: How often handle.retry() resumed the workflow.
     resumed: int = 0
+    #: Why it waited last: no live worker of its queue registered its name.
+    waiting_for: str | None = None
 
 
 TERMINAL = ("completed", "failed", "interrupted")
@@ -317,6 +319,46 @@ class Tx:
             lease=lease, priority=priority))
         return None if row is None else (int(row[0]), bool(row[1]))
 
+    def skip_time(self, seconds: float) -> int:
+        """Make timers and deadlines due within ``seconds`` due now (tests), and
+        wake their queues; how many tasks."""
+        moved = [row[0] for row in self._conn.execute(self._sql("skip_time"),
+                                                      dict(seconds=seconds))]
+        for queue in set(moved):
+            self._one("notify_queue", dict(schema=self._q.schema, task_queue=queue))
+        return len(moved)
+
+    # --- workers -----------------------------------------------------------
+    def upsert_worker(self, worker_id: str, host: str, pid: int, task_queues: list[str],
+                      workflows: list[str], activities: list[str]) -> None:
+        self._run("upsert_worker", dict(id=worker_id, host=host, pid=pid,
+                                        task_queues=task_queues, workflows=workflows,
+                                        activities=activities))
+
+    def worker_seen(self, worker_id: str) -> bool:
+        """A worker's heartbeat; False when its row is gone (removed as stale)."""
+        return self._run("worker_seen", dict(id=worker_id)) > 0
+
+    def drop_worker(self, worker_id: str) -> None:
+        self._run("drop_worker", dict(id=worker_id))
+
+    def drop_stale_workers(self, stale: float) -> int:
+        return self._run("drop_stale_workers", dict(stale=stale))
+
+    def live_worker_registers(self, task_queue: str, name: str, worker: str,
+                              stale: float) -> bool:
+        row = self._one("live_worker_registers", dict(task_queue=task_queue, name=name,
+                                                      worker=worker, stale=stale))
+        return bool(row and row[0])
+
+    def set_waiting_for(self, job_id: str, reason: str | None) -> bool:
+        """Say why a workflow waits (None: it does not); True when that changed."""
+        return self._run("set_waiting_for", dict(id=job_id, reason=reason)) > 0
+
+    def adopt_waiting(self, task_queue: str, workflows: list[str]) -> int:
+        """Make set-aside work of these workflow names due now; how many tasks."""
+        return self._run("adopt_waiting", dict(task_queue=task_queue, workflows=workflows))
+
     # --- resuming and watching -------------------------------------------
     def last_error_step(self, job_id: str) -> tuple[str, str, int] | None:
         """(key, kind, seq) of the coordinator's last step that holds an error."""
@@ -475,9 +517,16 @@ class Tx:
         return None if row is None else str(row[0])
 
     def send_signal(self, job_id: str, signal_id: str, data: Jsonb) -> bool:
-        """Keep a signal for the job and wake its runs that wait on it."""
-        if self.lock_job(job_id) is None:
+        """Keep a signal for the job and wake its runs that wait on it; False
+        when there is no such job (WorkflowNotFoundError for the caller).
+
+        A job that has ended gets nothing kept (True all the same): no
+        wait_for can ever take it."""
+        status = self.lock_job(job_id)
+        if status is None:
             return False
+        if status in TERMINAL:
+            return True
         params = dict(job_id=job_id, signal_id=signal_id, data=data)
         self._run("insert_signal", params)
         self._run("wake_runs_of_job", params)
@@ -621,6 +670,7 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
     tx.insert_run(spec["workflow_id"], "", spec["workflow_name"], spec["task_queue"],
                   jsonb(spec["args"], "workflow args"))
     tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "",
+                       delay=float(spec.get("start_delay") or 0.0),
                        priority=int(spec.get("priority") or 0))
     if spec.get("run_timeout") is not None:
         tx.insert_deadline_task(spec["workflow_id"])

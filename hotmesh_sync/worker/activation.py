@@ -37,6 +37,9 @@ from ..workflow.suspension import ContinueAsNew, Pending, Suspension
 from .activity_table import ActivityTable
 from .history_cache import HistoryCache
 
+#: Seconds after which a worker that has not heartbeated counts as gone.
+WORKER_STALE = 60.0
+
 _log = get_logger("hotmesh_sync.worker")
 
 
@@ -166,11 +169,10 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         return []
     fn = workflows.get(run.workflow_name)
     if fn is None:
-        # Another worker on this queue may know it (a rolling deploy): try later.
-        _log.error("workflow_not_registered", workflow_id=job_id,
-                   workflow_name=run.workflow_name, task_queue=scheduler.task_queue)
-        tx.insert_run_task(run.task_queue, job_id, run_id, delay=5.0)
+        _not_registered(tx, run, scheduler)
         return []
+    if run.waiting_for is not None and run_id == "":
+        tx.set_waiting_for(job_id, None)
     cache_key = _cache_key(run)
     history: dict[str, StepRecord]
     if loaded is None and run.status == "pending":
@@ -235,6 +237,29 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
     if broken is not None:
         return _fail(tx, run, broken, log)
     return _complete(tx, run, ctx, result, log)
+
+
+#: Seconds before a worker looks again at work that no live worker can run
+#: (a worker that registers its name makes it due at once when it starts).
+UNSERVED_DELAY = 300.0
+#: Seconds before another live worker that registers the name gets the work.
+HANDOVER_DELAY = 0.5
+
+
+def _not_registered(tx: Tx, run: LockedRun, scheduler: Scheduler) -> None:
+    """A run whose workflow this worker does not register: hand it to a
+    worker that does, or set it aside saying why (no retry loop)."""
+    name, queue = run.workflow_name, run.task_queue
+    if tx.live_worker_registers(queue, name, scheduler.worker_id, WORKER_STALE):
+        tx.insert_run_task(queue, run.job_id, run.run_id, delay=HANDOVER_DELAY,
+                           priority=run.priority)
+        return
+    reason = f"waiting for a worker that registers {name!r} on queue {queue!r}"
+    if tx.set_waiting_for(run.job_id, reason):  # said once, not on every look
+        _log.warning("workflow_not_registered", workflow_id=run.job_id,
+                     workflow_name=name, task_queue=queue)
+    tx.insert_run_task(queue, run.job_id, run.run_id, delay=UNSERVED_DELAY,
+                       priority=run.priority)
 
 
 def _typed_args(fn: Callable[..., Any], run: LockedRun) -> tuple[list[Any], dict[str, Any]]:

@@ -21,6 +21,7 @@ class TaskBudget:
         self._lock = threading.Lock()
         self._taken = 0  # finished plus being claimed right now
         self._done = 0
+        self._in_flight = 0  # reserved and not settled yet: claiming or working
 
     @property
     def done(self) -> int:
@@ -34,11 +35,19 @@ class TaskBudget:
             if self.limit is not None and self._taken >= self.limit:
                 return False
             self._taken += 1
+            self._in_flight += 1
             return True
+
+    @property
+    def in_flight(self) -> int:
+        """Claims being made or worked on right now (``--until-empty``)."""
+        with self._lock:
+            return self._in_flight
 
     def settle(self, did_work: bool) -> None:
         """Count the reserved slot as a finished task, or give it back."""
         with self._lock:
+            self._in_flight -= 1
             if did_work:
                 self._done += 1
             else:

@@ -79,18 +79,26 @@ class ScheduleFiring:
 
     def look(self, stopping: threading.Event) -> float:
         """Fire what is due now; the seconds until it is worth looking again."""
-        for lock, fire in ((lock_due_schedule, fire_due),
-                           (lock_buffered_schedule, fire_buffered)):
-            for _ in range(MAX_PER_LOOK):
-                if stopping.is_set() or not self._fire_one(lock, fire):
-                    break
+        # One cheap query first: an idle app costs a single statement per look.
         due_in, buffered = self._store.run(schedule_wait)
+        if (due_in is not None and due_in <= 0) or buffered:
+            if due_in is not None and due_in <= 0:
+                self._fire_all(lock_due_schedule, fire_due, stopping)
+            if buffered:
+                self._fire_all(lock_buffered_schedule, fire_buffered, stopping)
+            due_in, buffered = self._store.run(schedule_wait)
         longest = SHORT_SLEEP if buffered else MAX_SLEEP
         if due_in is None:
             return longest
         if due_in <= 0:  # due, but another worker fires it or this one set it aside
             return SHORT_SLEEP
         return min(due_in, longest)
+
+    def _fire_all(self, lock: Callable[[Tx, list[str]], ScheduleRow | None],
+                  fire: Callable[..., Fired], stopping: threading.Event) -> None:
+        for _ in range(MAX_PER_LOOK):
+            if stopping.is_set() or not self._fire_one(lock, fire):
+                return
 
     def _fire_one(self, lock: Callable[[Tx, list[str]], ScheduleRow | None],
                   fire: Callable[..., Fired]) -> bool:

@@ -35,6 +35,7 @@ from ..store.transient import is_transient
 from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table, is_transactional
 from .activation import (
+    WORKER_STALE,
     LeasedActivity,
     Scheduler,
     activate,
@@ -57,6 +58,8 @@ _log = get_logger("hotmesh_sync.worker")
 #: taken to kill its worker each time, and is failed instead of retried
 #: ($HOTMESH_MAX_RECOVERIES overrides it for a process).
 MAX_RECOVERIES = Settings.max_recoveries
+#: Seconds between two heartbeats of a worker's row (``mf.workers()``).
+WORKER_BEAT = 10.0
 #: Seconds before a task whose processing failed in the database is tried again.
 TASK_RETRY_DELAY = 5.0
 #: Seconds an activity's lease lasts unless its worker extends it.
@@ -172,6 +175,15 @@ class Worker:
     def max_tasks(self) -> int | None:
         return self._budget.limit
 
+    def drained(self) -> bool:
+        """Nothing of this worker's queue is due or running, and none of its
+        threads is busy: what ``--until-empty`` waits for."""
+        if self._budget.in_flight:
+            return False
+        state = self._store.fetch_dicts("queue_state", {"name": self.task_queue})[0]
+        return int(state["ready"]) == 0 and int(state["running"]) == 0 \
+            and self._budget.in_flight == 0
+
     @property
     def tasks_done(self) -> int:
         """Tasks finished so far."""
@@ -185,6 +197,7 @@ class Worker:
         self._pool.open(wait=True, timeout=30)
         self._listener.watch_queue(self.task_queue, self._wakeups.notify)
         self._flow.refresh()  # every thread's first claim knows the queue's limits
+        self._announce()
         for i in range(self.concurrency):
             self._spawn(self._work_loop, f"hotmesh-worker-{i}")
         self._spawn(self._heartbeat_loop, "hotmesh-heartbeat")
@@ -194,6 +207,21 @@ class Worker:
         self._log.info("worker_started", concurrency=self.concurrency,
                        workflows=sorted(self.workflows))
         return self
+
+    def _announce(self) -> None:
+        """Write this worker's row (``mf.workers()``), and make due at once the
+        work set aside because no live worker registered its workflow."""
+        names = sorted(self.workflows)
+
+        def work(tx: Tx) -> int:
+            tx.upsert_worker(self.worker_id, socket.gethostname(), os.getpid(),
+                             [self.task_queue], names, sorted(self.activities))
+            return tx.adopt_waiting(self.task_queue, names) if names else 0
+
+        adopted = self._store.run(work)
+        if adopted:
+            self._log.info("waiting_work_adopted", tasks=adopted)
+            self._wakeups.wake_all()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -218,6 +246,10 @@ class Worker:
         if stuck:
             handed_back = self._store.run(lambda tx: tx.release_leases(self.worker_id))
             self._log.warning("worker_handed_back", tasks=handed_back, threads=len(stuck))
+        try:
+            self._store.run(lambda tx: tx.drop_worker(self.worker_id))
+        except Exception as exc:  # its row goes stale and is removed anyway
+            self._log.warning("worker_row_not_removed", error=describe_error(exc))
         self._pool.close(timeout=5.0)
         still = [t.name for t in self._threads if t.is_alive()]
         if still:
@@ -538,8 +570,13 @@ class Worker:
         return self._record_outcome(task, record)
 
     def _heartbeat_loop(self) -> None:
-        """Extend the leases of running activities while this worker lives."""
-        while not self._stopping.wait(self.lease / 3):
+        """Extend the leases of running activities while this worker lives,
+        and keep its row in the workers table fresh."""
+        last_seen = time.monotonic()
+        while not self._stopping.wait(min(self.lease / 3, WORKER_BEAT)):
+            if time.monotonic() - last_seen >= WORKER_BEAT:
+                last_seen = time.monotonic()
+                self._beat_row()
             ids = self._quarantine.running_ids()
             if not ids:
                 continue
@@ -551,6 +588,13 @@ class Worker:
             except Exception as exc:
                 self._log.error("heartbeat_failed", error=describe_error(exc))
 
+
+    def _beat_row(self) -> None:
+        try:
+            if not self._store.run(lambda tx: tx.worker_seen(self.worker_id)):
+                self._announce()  # removed as stale after a long pause: back again
+        except Exception as exc:
+            self._log.error("worker_heartbeat_failed", error=describe_error(exc))
 
     def _schedule_loop(self) -> None:
         """Start the workflows of the app's due schedule ticks (every worker
@@ -566,6 +610,7 @@ class Worker:
                 removed = purge(self._store, None)
                 if removed:
                     self._log.info("expired_workflows_purged", count=removed)
+                self._store.run(lambda tx: tx.drop_stale_workers(WORKER_STALE))
             except Exception as exc:
                 self._log.error("maintenance_failed", error=describe_error(exc))
 

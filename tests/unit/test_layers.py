@@ -18,10 +18,11 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (2, ("entity", "workflow", "activity")),
     (3, ("client", "worker", "queues", "schedules")),
     (4, ("memflow",)),
-    (5, ("__init__", "serving", "demo", "examples", "cli", "__main__", "contrib")),
+    (5, ("__init__", "serving", "demo", "examples", "cli", "__main__", "contrib",
+         "testing")),
 ]
 #: Who may import psycopg (or psycopg_pool) at all.
-PSYCOPG_ALLOWED = ("store", "embedded", "cli", "contrib")
+PSYCOPG_ALLOWED = ("store", "embedded", "cli", "contrib", "testing")
 
 
 def module_name(path: Path) -> str:

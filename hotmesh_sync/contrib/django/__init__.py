@@ -25,6 +25,10 @@ the surrounding transaction commits::
 
 Commands: ``manage.py hotmesh_worker`` and ``manage.py hotmesh_migrate``; both
 bring the schedules of ``SCHEDULES`` in line first (``sync_schedules``).
+
+Django's Tasks framework: ``TASKS = {"default": {"BACKEND":
+"hotmesh_sync.contrib.django.tasks.HotMeshBackend"}}`` makes each enqueued task
+a workflow, and ``manage.py hotmesh_worker`` runs them (see ``.tasks``).
 """
 
 from __future__ import annotations

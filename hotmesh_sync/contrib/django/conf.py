@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from psycopg.conninfo import make_conninfo
 
 from ...errors import ConfigurationError
@@ -71,6 +72,30 @@ def load_settings() -> HotMeshSettings:
     dsn = raw.get("DSN") or dsn_from_database(settings.DATABASES["default"])
     return HotMeshSettings(app_id, tuple(workflows), task_queue, numbers["CONCURRENCY"],
                            numbers["POOL_SIZE"], dsn, dict(schedules))
+
+
+#: The backend of Django's Tasks framework that runs tasks as workflows.
+TASK_BACKEND = "hotmesh_sync.contrib.django.tasks.HotMeshBackend"
+
+
+def task_backend_configured() -> bool:
+    """Whether a backend of ``settings.TASKS`` is ``TASK_BACKEND`` (or a subclass).
+
+    Read without importing the Tasks framework unless TASKS names a backend:
+    Django before 6.0 has no framework unless the backport is installed.
+    """
+    for params in (getattr(settings, "TASKS", None) or {}).values():
+        path = params.get("BACKEND") if isinstance(params, Mapping) else None
+        if path == TASK_BACKEND:
+            return True
+        try:
+            backend = import_string(path) if isinstance(path, str) else None
+        except ImportError:
+            continue  # another backend that does not load is not this library's to report
+        if any(f"{c.__module__}.{c.__qualname__}" == TASK_BACKEND
+               for c in getattr(backend, "__mro__", ())):
+            return True
+    return False
 
 
 def dsn_from_database(database: Mapping[str, Any]) -> str:

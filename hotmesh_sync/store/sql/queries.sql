@@ -68,14 +68,14 @@ WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 -- name: get_job
 SELECT id, entity, workflow_name, task_queue, status, context, args, result, error,
        parent_id, attempt, created_at, updated_at, completed_at, run_id, run_number,
-       run_started_at, run_timeout, cancel_state
+       run_started_at, run_timeout, cancel_state, priority, waiting_for
 FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: get_job_outcome
 SELECT status, result, error FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: list_jobs
-SELECT id, entity, workflow_name, task_queue, status, created_at, updated_at
+SELECT id, entity, workflow_name, task_queue, status, created_at, updated_at, waiting_for
 FROM {schema}.jobs
 WHERE (%(entity)s::text IS NULL OR entity = %(entity)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
@@ -191,7 +191,7 @@ SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 SELECT r.job_id, r.run_id, r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
        j.parent_step, j.created_at, j.run_number, j.run_id AS workflow_run_id,
-       j.cancel_state, j.cancel_error, j.run_timeout, j.priority, j.resumed
+       j.cancel_state, j.cancel_error, j.run_timeout, j.priority, j.resumed, j.waiting_for
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
 WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 FOR UPDATE OF r
@@ -580,3 +580,53 @@ ON CONFLICT DO NOTHING
 
 -- name: drop_watcher
 DELETE FROM {schema}.watchers WHERE job_id = %(job_id)s AND watcher = %(watcher)s
+
+-- name: upsert_worker
+INSERT INTO {schema}.workers (id, host, pid, task_queues, workflows, activities)
+VALUES (%(id)s, %(host)s, %(pid)s, %(task_queues)s, %(workflows)s, %(activities)s)
+ON CONFLICT (id) DO UPDATE SET last_seen = now()
+
+-- name: worker_seen
+-- A heartbeat; a row removed as stale (a long pause) comes back.
+UPDATE {schema}.workers SET last_seen = now() WHERE id = %(id)s
+
+-- name: drop_worker
+DELETE FROM {schema}.workers WHERE id = %(id)s
+
+-- name: drop_stale_workers
+DELETE FROM {schema}.workers
+WHERE last_seen < now() - make_interval(secs => %(stale)s)
+
+-- name: live_workers
+SELECT id, host, pid, task_queues, workflows, activities, started_at, last_seen
+FROM {schema}.workers
+WHERE last_seen >= now() - make_interval(secs => %(stale)s)
+ORDER BY started_at, id
+
+-- name: live_worker_registers
+-- Whether a live worker of the queue (other than the caller) registers the name.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.workers
+    WHERE %(task_queue)s = ANY(task_queues) AND %(name)s = ANY(workflows)
+      AND id <> %(worker)s AND last_seen >= now() - make_interval(secs => %(stale)s))
+
+-- name: set_waiting_for
+UPDATE {schema}.jobs SET waiting_for = %(reason)s
+WHERE id = %(id)s AND waiting_for IS DISTINCT FROM %(reason)s
+
+-- name: adopt_waiting
+-- A worker that registers these names starts: work set aside because no
+-- worker could run it is due again now.
+UPDATE {schema}.tasks t SET run_at = now()
+FROM {schema}.jobs j
+WHERE t.task_queue = %(task_queue)s AND t.kind = 'run' AND t.run_at > now()
+  AND j.id = t.job_id AND j.waiting_for IS NOT NULL
+  AND j.workflow_name = ANY(%(workflows)s)
+
+-- name: skip_time
+-- Tests: timers, wait_for timeouts, run_timeouts and set-aside activations
+-- due within the next `seconds` become due now; their queues, to be woken.
+UPDATE {schema}.tasks SET run_at = now()
+WHERE run_at > now() AND run_at <= now() + make_interval(secs => %(seconds)s)
+  AND kind IN ('timer', 'deadline', 'run')
+RETURNING task_queue

@@ -37,7 +37,9 @@ CREATE TABLE {schema}.jobs (
     -- Higher first within a queue: the workflow's tasks carry it.
     priority        integer NOT NULL DEFAULT 0,
     -- How often handle.retry() resumed it (workers' cached histories key on it).
-    resumed         integer NOT NULL DEFAULT 0
+    resumed         integer NOT NULL DEFAULT 0,
+    -- Why it does not run: no live worker of its queue registers its workflow.
+    waiting_for     text
 );
 CREATE INDEX jobs_entity_created_idx ON {schema}.jobs (entity, created_at DESC);
 CREATE INDEX jobs_status_created_idx ON {schema}.jobs (status, created_at DESC);
@@ -581,3 +583,15 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Each live worker heartbeats its row; rows not seen for a while are removed.
+CREATE TABLE {schema}.workers (
+    id          text PRIMARY KEY,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    task_queues text[] NOT NULL,
+    workflows   text[] NOT NULL,
+    activities  text[] NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    last_seen   timestamptz NOT NULL DEFAULT now()
+);

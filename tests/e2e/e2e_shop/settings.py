@@ -4,6 +4,7 @@ set by the test fixture before django.setup()."""
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -35,3 +36,19 @@ HOTMESH = {
     "CONCURRENCY": 2,
     "POOL_SIZE": 4,
 }
+
+# Django's Tasks framework, where there is one: Django 6, or the backport before it.
+# Without it the project has no TASKS (and the tasks tests are skipped).
+if find_spec("django.tasks") or find_spec("django_tasks"):
+    TASKS = {
+        "default": {
+            "BACKEND": "hotmesh_sync.contrib.django.tasks.HotMeshBackend",
+            "QUEUES": ["default", "emails"],
+        },
+        # A second attempt after a failure (Django's tasks have none by default).
+        "retrying": {
+            "BACKEND": "hotmesh_sync.contrib.django.tasks.HotMeshBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"MAX_ATTEMPTS": 2},
+        },
+    }

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connections
 
 from hotmesh_sync.contrib.django import get_memflow, sync_schedules
-from hotmesh_sync.contrib.django.conf import load_settings
+from hotmesh_sync.contrib.django.conf import load_settings, task_backend_configured
 from hotmesh_sync.contrib.django.transactions import django_transactions
 from hotmesh_sync.durations import to_seconds
 from hotmesh_sync.errors import ConfigurationError
@@ -40,7 +40,8 @@ def django_db_hygiene() -> Iterator[None]:
 # Without django-stubs installed BaseCommand is Any to mypy; with them the ignore is unused.
 class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
     help = ("Run a HotMesh worker for the workflows of settings.HOTMESH['WORKFLOWS'] "
-            "until SIGTERM/SIGINT (or --max-tasks / --max-runtime).")
+            "(and the tasks of Django's Tasks framework, when settings.TASKS uses "
+            "HotMeshBackend) until SIGTERM/SIGINT (or --max-tasks / --max-runtime).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("modules", nargs="*", metavar="MODULE[:FUNC]",
@@ -56,12 +57,15 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
     def handle(self, *args: Any, **options: Any) -> None:
         conf = load_settings()
         specs = options["modules"] or conf.workflows
-        if not specs:
+        tasks = task_backend_configured()
+        if not specs and not tasks:
             raise CommandError("no workflows: set settings.HOTMESH['WORKFLOWS'] or name modules")
         # The worker's events on stderr, unless settings.LOGGING takes them.
         configure_logging("info", if_unconfigured=True)
         try:
             functions = load_functions(specs)
+            if tasks:  # the queue may carry Django tasks: run them here too
+                functions = with_task_functions(functions)
             max_runtime = (None if options["max_runtime"] is None
                            else to_seconds(options["max_runtime"]))
             sync_schedules()  # settings.HOTMESH["SCHEDULES"], before firing them
@@ -70,5 +74,16 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                   concurrency=options["concurrency"] or conf.concurrency,
                   max_tasks=options["max_tasks"], max_runtime=max_runtime,
                   grace=options["grace"], transactions=django_transactions())
-        except (ConfigurationError, ValueError) as exc:
+        except (ConfigurationError, ImportError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+
+
+def with_task_functions(functions: dict[str, Any]) -> dict[str, Any]:
+    """``functions`` and the workflow and activity that run Django's tasks."""
+    from hotmesh_sync.contrib.django.tasks import worker_functions
+
+    for name, fn in worker_functions().items():
+        if functions.setdefault(name, fn) is not fn:
+            raise ConfigurationError(f"two different functions are named {name!r}: one of "
+                                     "yours and the one that runs Django's tasks")
+    return functions
