@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from ..log import get_logger
 from ..records import describe_error
@@ -44,6 +45,11 @@ HOLD_SECONDS = 60.0
 MAX_PER_LOOK = 1000
 #: The sleep is cut into slices this long, to see ``stopping`` soon.
 _SLICE = 0.25
+
+#: Locks one schedule to fire (not one of those given: set aside here).
+Lock = Callable[[Tx, list[str]], "ScheduleRow | None"]
+#: Fires a locked schedule at the database's time.
+Fire = Callable[[Tx, ScheduleRow, datetime], Fired]
 
 
 class ScheduleFiring:
@@ -81,11 +87,12 @@ class ScheduleFiring:
         """Fire what is due now; the seconds until it is worth looking again."""
         # One cheap query first: an idle app costs a single statement per look.
         due_in, buffered = self._store.run(schedule_wait)
-        if (due_in is not None and due_in <= 0) or buffered:
-            if due_in is not None and due_in <= 0:
-                self._fire_all(lock_due_schedule, fire_due, stopping)
-            if buffered:
-                self._fire_all(lock_buffered_schedule, fire_buffered, stopping)
+        due = due_in is not None and due_in <= 0
+        if due:
+            self._fire_all(lock_due_schedule, fire_due, stopping)
+        if buffered:
+            self._fire_all(lock_buffered_schedule, fire_buffered, stopping)
+        if due or buffered:
             due_in, buffered = self._store.run(schedule_wait)
         longest = SHORT_SLEEP if buffered else MAX_SLEEP
         if due_in is None:
@@ -94,14 +101,12 @@ class ScheduleFiring:
             return SHORT_SLEEP
         return min(due_in, longest)
 
-    def _fire_all(self, lock: Callable[[Tx, list[str]], ScheduleRow | None],
-                  fire: Callable[..., Fired], stopping: threading.Event) -> None:
+    def _fire_all(self, lock: Lock, fire: Fire, stopping: threading.Event) -> None:
         for _ in range(MAX_PER_LOOK):
             if stopping.is_set() or not self._fire_one(lock, fire):
                 return
 
-    def _fire_one(self, lock: Callable[[Tx, list[str]], ScheduleRow | None],
-                  fire: Callable[..., Fired]) -> bool:
+    def _fire_one(self, lock: Lock, fire: Fire) -> bool:
         """Fire one schedule that ``lock`` finds; False when there was none."""
         taken: list[str] = []
 
