@@ -28,6 +28,7 @@ from .log import get_logger
 from .logging_setup import LEVELS, configure_logging
 from .memflow import MemFlow
 from .serving import load_functions, migrate_schema, serve
+from .settings import dsn_from_env
 
 PROG = "hotmesh-sync"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -153,7 +154,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("--max-tasks must be at least 1")
     with open_memflow(args) as mf:
         serve(mf, args.task_queue, functions, functions, concurrency=args.concurrency,
-              max_tasks=args.max_tasks, max_runtime=max_runtime, grace=args.grace)
+              max_tasks=args.max_tasks, max_runtime=max_runtime, grace=args.grace,
+              until_empty=args.until_empty)
     return EXIT_OK
 
 
@@ -171,16 +173,32 @@ def cmd_start(args: argparse.Namespace) -> int:
         handle = mf.workflow.start(args.name, call_args, task_queue=args.task_queue,
                                    workflow_id=args.id, entity=args.entity, search=search,
                                    if_exists=args.if_exists, run_timeout=run_timeout)
+        _warn_if_unserved(mf, args.name, handle.describe()["task_queue"])
         if args.wait:
             return outcome(mf, args, handle.workflow_id, timeout)
         emit(args, {"workflow_id": handle.workflow_id}, human=handle.workflow_id)
     return EXIT_OK
 
 
+def _warn_if_unserved(mf: MemFlow, name: str, queue: str) -> None:
+    """Say so on stderr when no live worker would run what was just started."""
+    serving = [w for w in mf.workers() if queue in w["task_queues"]]
+    if not serving:
+        print(f"{PROG}: warning: no live worker serves queue {queue!r}; the workflow "
+              f"waits until one does (hotmesh-sync worker MODULE --task-queue {queue})",
+              file=sys.stderr)
+    elif not any(name in w["workflows"] for w in serving):
+        print(f"{PROG}: warning: no live worker of queue {queue!r} registers {name!r}; "
+              "the workflow waits until one does", file=sys.stderr)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with open_memflow(args) as mf:
         row = mf.workflow.get_handle(args.id).describe()
-    emit(args, {"workflow_id": row.pop("id"), **row}, human=str(row["status"]))
+    human = str(row["status"])
+    if row.get("waiting_for") and row["status"] not in ("completed", "failed", "interrupted"):
+        human += f" ({row['waiting_for']})"
+    emit(args, {"workflow_id": row.pop("id"), **row}, human=human)
     return EXIT_OK
 
 
@@ -194,6 +212,13 @@ def cmd_signal(args: argparse.Namespace) -> int:
     data = parse_json(args.data, "--data")
     with open_memflow(args) as mf:
         reached = mf.workflow.signal(args.signal, data, workflow_id=args.id)
+        status = mf.workflow.get_handle(args.id).status() if not reached else None
+    if not reached:  # it has ended: nothing could ever take the signal
+        if args.json:
+            emit(args, {"workflow_id": args.id, "signal_id": args.signal, "reached": 0,
+                        "status": status})
+        return fail(f"workflow {args.id!r} has ended ({status}): signal {args.signal!r} "
+                    "was not delivered", EXIT_FAILED)
     emit(args, {"workflow_id": args.id, "signal_id": args.signal, "reached": reached},
          human=f"signal {args.signal!r} sent to {args.id}")
     return EXIT_OK
@@ -221,7 +246,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with open_memflow(args) as mf:
         rows = mf.workflow.list(entity=args.entity, status=args.status, limit=args.limit)
     human = table([[r["id"], r["workflow_name"], r["task_queue"], r["entity"] or "",
-                    r["status"], _when(r["created_at"])] for r in rows],
+                    r["status"] + (" (no worker registers it)" if r.get("waiting_for")
+                                   and r["status"] == "pending" else ""),
+                    _when(r["created_at"])] for r in rows],
                   ["ID", "WORKFLOW", "QUEUE", "ENTITY", "STATUS", "CREATED"])
     emit(args, rows, human=human if rows else "(no workflows)")
     return EXIT_OK
@@ -363,6 +390,57 @@ def cmd_schedule_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        rows = mf.workers()
+    human = table([[w["id"], ",".join(w["task_queues"]), str(len(w["workflows"])),
+                    str(len(w["activities"])), _when(w["started_at"]), _when(w["last_seen"])]
+                   for w in rows], ["WORKER", "QUEUES", "WORKFLOWS", "ACTIVITIES", "STARTED",
+                                    "LAST SEEN"])
+    emit(args, rows, human=human if rows else "(no live workers)")
+    return EXIT_OK
+
+
+def cmd_queue_ls(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        rows = [dict(mf.queues.get(q["name"]), name=q["name"]) for q in mf.queues.list()]
+    human = table([[r["name"], str(r["concurrency"] or "-"), r["rate_limit"] or "-",
+                    str(r["running"]), str(r["ready"])] for r in rows],
+                  ["QUEUE", "CONCURRENCY", "RATE", "RUNNING", "READY"])
+    emit(args, rows, human=human if rows else "(no queue has limits)")
+    return EXIT_OK
+
+
+def cmd_queue_set(args: argparse.Namespace) -> int:
+    with open_memflow(args) as mf:
+        state = mf.queues.configure(args.queue, concurrency=args.concurrency,
+                                    rate_limit=args.rate_limit)
+    emit(args, {"name": args.queue, **state},
+         human=f"{args.queue}: concurrency {state['concurrency'] or 'unlimited'}, "
+               f"rate {state['rate_limit'] or 'unlimited'}")
+    return EXIT_OK
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from .embedded import default_server_state, stop_default_server
+
+    if args.action == "stop":
+        stopped = stop_default_server()
+        emit(args, {"stopped": stopped},
+             human="stopped" if stopped else "the embedded server was not running")
+        return EXIT_OK
+    state = default_server_state()
+    if args.action == "url":
+        emit(args, {"dsn": state["dsn"]}, human=state["dsn"])
+        return EXIT_OK
+    human = (f"{'running' if state['running'] else 'not running'}"
+             f"{'' if state['created'] else ' (never started)'}\n"
+             f"data directory: {state['data_dir']}\nconnect with:   psql \"{state['dsn']}\"\n"
+             f"server log:     {state['log']}")
+    emit(args, state, human=human)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         demo = importlib.import_module("hotmesh_sync.demo")
@@ -370,8 +448,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if exc.name != "hotmesh_sync.demo":
             raise
         return fail("the demo is not part of this installation (hotmesh_sync.demo is missing)")
+    embedded = not (args.dsn or dsn_from_env())
     with open_memflow(args, pool_size=4) as mf:
-        return int(demo.main(mf))
+        if embedded and not args.json:
+            from .embedded import default_data_dir
+
+            print(f"Using the embedded PostgreSQL server in {default_data_dir()} (started if "
+                  "it was not running; it keeps running after the demo: "
+                  f"'{PROG} server stop' stops it).\n", flush=True)
+        return int(demo.main(mf, as_json=args.json))
 
 
 # --- the parser -----------------------------------------------------------------------
@@ -425,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tasks", type=int, help="stop gracefully after this many tasks")
     p.add_argument("--max-runtime", metavar="DURATION",
                    help="stop gracefully after this long, e.g. '4m' (cron-style runs)")
+    p.add_argument("--until-empty", action="store_true",
+                   help="exit 0 once nothing of the queue is due or running (cron-style runs)")
     p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
                    help="on stop, how long in-flight tasks may take before they are handed "
                         "back (default 30)")
@@ -495,6 +582,24 @@ def build_parser() -> argparse.ArgumentParser:
     _schedule_commands(command("schedule", cmd_schedule_ls, "manage cron schedules"))
 
     command("demo", cmd_demo, "run the research agent and document pipeline demo")
+
+    command("workers", cmd_workers, "list the live workers of the app")
+
+    p = command("queue", cmd_queue_ls, "flow control of task queues: ls | set Q ...")
+    queue = p.add_subparsers(dest="queue_command", metavar="ACTION")
+    q = queue.add_parser("ls", help="queues that have limits, with what runs and waits")
+    _common(q, suppress=True)
+    q.set_defaults(handler=cmd_queue_ls)
+    q = queue.add_parser("set", help="set (or, without options, lift) a queue's limits")
+    _common(q, suppress=True)
+    q.add_argument("queue")
+    q.add_argument("--concurrency", type=int, help="at most N of its activities at once")
+    q.add_argument("--rate-limit", help="at most N activity starts per period, e.g. '100/minute'")
+    q.set_defaults(handler=cmd_queue_set)
+
+    p = command("server", cmd_server,
+                "the embedded PostgreSQL server: status | url | stop")
+    p.add_argument("action", choices=["status", "url", "stop"])
     return parser
 
 
@@ -558,6 +663,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors.DuplicateScheduleError, ValueError, TypeError) as exc:
         # ValueError/TypeError: the library's checks of names, JSON values and paths.
         _log.debug("command_refused", exc_info=True)
+        if isinstance(exc, errors.WorkflowNotFoundError):  # which app was searched
+            return fail(f"{exc} in app {args.app_id!r}", EXIT_USAGE)
         return fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130

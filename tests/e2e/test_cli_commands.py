@@ -336,6 +336,12 @@ def test_demo_runs(cli: Cli, pg_dsn: str) -> None:
     try:
         done = cli("demo", app_id=app, timeout=120)
         assert done.returncode == 0, done.stderr
+        assert "embedded PostgreSQL" not in done.stdout  # a DSN was given
+        as_json = cli("demo", "--json", app_id=app, timeout=120)
+        assert as_json.returncode == 0, as_json.stderr
+        outcome = json.loads(as_json.stdout)  # one JSON value, nothing else
+        assert outcome["app_id"] == app and len(outcome["workflows"]) == 2
+        assert all(doc["status"] == "completed" for doc in outcome["workflows"].values())
     finally:
         drop_schema(pg_dsn, app)
 

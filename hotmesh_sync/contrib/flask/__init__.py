@@ -118,8 +118,11 @@ hotmesh_commands = AppGroup("hotmesh", help="HotMesh durable workflows.")
 @click.option("--max-runtime", help="Stop gracefully after this long, e.g. '4m'.")
 @click.option("--grace", type=float, default=30.0, show_default=True,
               help="Seconds in-flight tasks get on stop.")
+@click.option("--until-empty", is_flag=True,
+              help="Exit once nothing of the queue is due or running (cron).")
 def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency: int | None,
-                   max_tasks: int | None, max_runtime: str | None, grace: float) -> None:
+                   max_tasks: int | None, max_runtime: str | None, grace: float,
+                   until_empty: bool) -> None:
     """Run a worker until SIGTERM/SIGINT (default modules: HOTMESH_WORKFLOWS)."""
     app: Flask = current_app
     config = app.config
@@ -136,7 +139,7 @@ def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency
         _sync_schedules(app)  # HOTMESH_SCHEDULES, before firing them
         serve(_state(app).get(), task_queue or config["HOTMESH_TASK_QUEUE"], functions,
               activities, concurrency=concurrency or config["HOTMESH_CONCURRENCY"],
-              max_tasks=max_tasks, max_runtime=runtime, grace=grace)
+              max_tasks=max_tasks, max_runtime=runtime, grace=grace, until_empty=until_empty)
     except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -51,6 +51,8 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                             help="default: settings.HOTMESH['CONCURRENCY']")
         parser.add_argument("--max-tasks", type=int, help="stop gracefully after this many tasks")
         parser.add_argument("--max-runtime", help="stop gracefully after this long, e.g. '4m'")
+        parser.add_argument("--until-empty", action="store_true",
+                            help="exit once nothing of the queue is due or running (cron)")
         parser.add_argument("--grace", type=float, default=30.0,
                             help="seconds in-flight tasks get on stop (default 30)")
 
@@ -73,7 +75,8 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                   wrap_activities(functions, django_db_hygiene),
                   concurrency=options["concurrency"] or conf.concurrency,
                   max_tasks=options["max_tasks"], max_runtime=max_runtime,
-                  grace=options["grace"], transactions=django_transactions())
+                  grace=options["grace"], transactions=django_transactions(),
+                  until_empty=options["until_empty"])
         except (ConfigurationError, ImportError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
