@@ -54,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dsn", default=os.environ.get("HOTMESH_DSN"),
                         help="libpq connection string (default: $HOTMESH_DSN)")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes: the whole run in about a minute (a smoke check)")
+                        help="small sizes: the whole run in a minute or two (a smoke check)")
     parser.add_argument("--only", default="",
                         help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", type=Path, default=RESULTS / "latest.json",

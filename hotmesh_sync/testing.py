@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -28,7 +29,10 @@ from psycopg import sql
 from .durations import Duration, to_seconds
 from .embedded import default_dsn
 from .memflow import MemFlow
+from .store.schedules import database_now, get_schedule, list_schedules
+from .store.store import Tx
 from .worker import Worker
+from .worker.schedule_ticks import fire_due
 
 __all__ = ["TestWorker", "memflow", "run_worker", "skip_time"]
 
@@ -43,15 +47,33 @@ test_dsn.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever 
 
 def skip_time(mf: MemFlow, span: Duration) -> int:
     """Make everything that falls due within ``span`` from now due at once:
-    durable sleeps, ``wait_for`` timeouts, ``run_timeout`` deadlines and
-    delayed retries of workflows (activity retries keep their backoff).
-    Returns how many tasks were moved; their workers are woken.
+    durable sleeps, ``wait_for`` timeouts, ``run_timeout`` deadlines, delayed
+    retries of workflows (activity retries keep their backoff), and schedule
+    ticks, each tick fired as if its time had come (its workflow id names the
+    tick). Returns how many timers and ticks that was; workers are woken.
 
     Time inside workflows is not changed: ``workflow.now()`` still reads the
     clock, so a workflow that compares dates sees the real time.
     """
     seconds = to_seconds(span)
-    return mf.store.run(lambda tx: tx.skip_time(seconds))
+    ticks = mf.store.run(lambda tx: _fire_ticks(tx, seconds))
+    return ticks + mf.store.run(lambda tx: tx.skip_time(seconds))
+
+
+def _fire_ticks(tx: Tx, seconds: float) -> int:
+    """Fire every tick of every unpaused schedule due within ``seconds``, in
+    order, each at its own time: overlap policies judge them as they would
+    have then (a workflow started by one tick has not ended by the next)."""
+    horizon = database_now(tx) + timedelta(seconds=seconds)
+    fired = 0
+    for listed in list_schedules(tx):
+        row = get_schedule(tx, listed.id, lock=True)
+        while (row is not None and not row.paused and row.next_run_at is not None
+               and row.next_run_at <= horizon):
+            fire_due(tx, row, row.next_run_at)
+            fired += 1
+            row = get_schedule(tx, listed.id, lock=True)
+    return fired
 
 
 class TestWorker:

@@ -198,11 +198,12 @@ def in_process(pg_dsn: str, module_app_id: str,
     logger.handlers[:] = saved[1]
 
 
-def test_unknown_workflow_exits_2(cli: Cli) -> None:
-    """An unknown id: exit 2 and one line naming it (as a real process)."""
+def test_unknown_workflow_exits_2(cli: Cli, module_app_id: str) -> None:
+    """An unknown id: exit 2 and one line naming it and the app searched."""
     done = cli("result", "no-such-id")
     assert done.returncode == 2
-    assert done.stderr == "hotmesh-sync: no workflow with id 'no-such-id'\n"
+    assert done.stderr == (f"hotmesh-sync: no workflow with id 'no-such-id' in app "
+                           f"{module_app_id!r}\n")
 
 
 @pytest.mark.parametrize("command", [
@@ -211,7 +212,10 @@ def test_unknown_workflow_exits_2(cli: Cli) -> None:
 ])
 def test_every_command_refuses_an_unknown_id(in_process: InProcess, command: list[str]) -> None:
     """Every command that takes an id exits 2 with one line naming it when it is unknown."""
-    assert in_process(*command) == (2, "", "hotmesh-sync: no workflow with id 'no-such-id'\n")
+    status, out, err = in_process(*command)
+    assert (status, out) == (2, "")
+    assert err.startswith("hotmesh-sync: no workflow with id 'no-such-id' in app ")
+    assert err.count("\n") == 1
 
 
 def test_bad_usage_exits_2(cli: Cli) -> None:

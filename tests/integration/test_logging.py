@@ -129,5 +129,5 @@ def test_the_cli_logs_to_stderr_only(pg_dsn: str, app_id: str, command: list[str
         assert (done.returncode, done.stdout, len(events)) == (0, "(no workflows)\n", len(lines))
     else:
         assert (done.returncode, done.stdout) == (2, "")
-        assert lines[-1] == "hotmesh-sync: no workflow with id 'no-such-id'"
+        assert lines[-1] == f"hotmesh-sync: no workflow with id 'no-such-id' in app {app_id!r}"
         assert any(e["event"] == "command_refused" and "exception" in e for e in events)

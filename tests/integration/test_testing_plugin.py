@@ -80,3 +80,23 @@ def test_the_plugin_is_active_in_a_project_that_only_installs_the_package(
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def report() -> str:
+    return "report ready"
+
+
+def test_skip_time_fires_each_schedule_tick_due_within_it(memflow: MemFlow,
+                                                          run_worker: Any) -> None:
+    memflow.schedules.create("hourly", cron="0 * * * *", workflow_name="report", args=[],
+                             task_queue="q", overlap="allow")
+    memflow.schedules.create("daily", cron="0 3 * * *", workflow_name="report", args=[],
+                             task_queue="q", paused=True)
+    first = memflow.schedules.get("hourly")["next_run_at"]
+    with run_worker(task_queue="q", workflows=[report], schedules=False) as w:
+        assert w.skip_time("3 hours") == 3
+        started = sorted(r["id"] for r in memflow.workflow.list())
+        assert len(started) == 3 and started[0] == f"hourly@{first}"
+        for workflow_id in started:
+            assert memflow.workflow.get_handle(workflow_id).result(timeout=10) == "report ready"
+    assert memflow.schedules.get("hourly")["next_run_at"] > started[-1].split("@")[1]
