@@ -33,9 +33,21 @@ class HotMeshSettings:
     task_queue: str
     concurrency: int
     pool_size: int
-    dsn: str
+    #: ``HOTMESH["DSN"]``, when set.
+    configured_dsn: str | None
     #: Schedule id -> the keywords of ``mf.schedules.create`` (checked when synced).
     schedules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def dsn(self) -> str:
+        """The DSN to connect to: ``HOTMESH["DSN"]``, else ``DATABASES["default"]``.
+
+        Worked out when something connects, not at startup: a project whose
+        default database is SQLite runs every other command (``runserver``,
+        ``makemigrations``) as before, and only what uses hotmesh_sync gets
+        the one clear ImproperlyConfigured.
+        """
+        return self.configured_dsn or dsn_from_database(settings.DATABASES["default"])
 
 
 def load_settings() -> HotMeshSettings:
@@ -69,7 +81,9 @@ def load_settings() -> HotMeshSettings:
             isinstance(k, str) and isinstance(v, Mapping) for k, v in schedules.items()):
         raise ImproperlyConfigured("settings.HOTMESH['SCHEDULES'] must be a dict: schedule id "
                                    "-> a dict of mf.schedules.create() keywords")
-    dsn = raw.get("DSN") or dsn_from_database(settings.DATABASES["default"])
+    dsn = raw.get("DSN")
+    if dsn is not None and (not isinstance(dsn, str) or not dsn):
+        raise ImproperlyConfigured("settings.HOTMESH['DSN'] must be a libpq DSN string")
     return HotMeshSettings(app_id, tuple(workflows), task_queue, numbers["CONCURRENCY"],
                            numbers["POOL_SIZE"], dsn, dict(schedules))
 
@@ -103,8 +117,10 @@ def dsn_from_database(database: Mapping[str, Any]) -> str:
     engine = database.get("ENGINE", "")
     if engine not in _POSTGRES_ENGINES:
         raise ImproperlyConfigured(
-            f"hotmesh_sync needs PostgreSQL, but DATABASES['default'] uses {engine!r}; "
-            "set settings.HOTMESH['DSN']")
+            f"hotmesh_sync needs PostgreSQL, but DATABASES['default'] uses {engine!r}: "
+            "set settings.HOTMESH['DSN'] to a PostgreSQL DSN (e.g. "
+            "'postgresql://app@localhost/app'); the rest of the project may stay on "
+            f"{engine.rsplit('.', 1)[-1] or 'it'}")
     params: dict[str, Any] = {
         key: value for key, value in dict(database.get("OPTIONS") or {}).items()
         if key not in _DJANGO_ONLY_OPTIONS and isinstance(value, (str, int, float))

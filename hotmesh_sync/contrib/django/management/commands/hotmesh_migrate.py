@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from hotmesh_sync.contrib.django import sync_schedules
@@ -23,7 +24,7 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
             schema, version = migrate_schema(conf.dsn, conf.app_id)
             self.stdout.write(f"HotMesh schema {schema} is at version {version}")
             synced = sync_schedules()
-        except ConfigurationError as exc:
+        except (ConfigurationError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write("HotMesh schedules: " + ", ".join(
             f"{what} {len(ids)}" for what, ids in synced.items()))

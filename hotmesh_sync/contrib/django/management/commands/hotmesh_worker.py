@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connections
 
@@ -77,7 +78,7 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                   max_tasks=options["max_tasks"], max_runtime=max_runtime,
                   grace=options["grace"], transactions=django_transactions(),
                   until_empty=options["until_empty"])
-        except (ConfigurationError, ImportError, ValueError) as exc:
+        except (ConfigurationError, ImproperlyConfigured, ImportError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
 
