@@ -29,6 +29,7 @@ from .store.store import (
     run_on_connection,
     start_hook_run,
 )
+from .tracing import carrier, span
 from .workflow.registry import name_of
 
 
@@ -274,10 +275,16 @@ class WorkflowClient:
                 return True
             return if_exists == "restart" and restart_workflow(tx, spec)
 
-        if connection is not None:
-            created = run_on_connection(self._mf.store, connection, work)
-        else:
-            created = self._mf.store.run(work)
+        with span("hotmesh.workflow.start", **{
+                "hotmesh.workflow_id": spec["workflow_id"],
+                "hotmesh.workflow_name": spec["workflow_name"],
+                "hotmesh.task_queue": spec["task_queue"]}):
+            # Its activations and activities join the trace of whoever started it.
+            spec["trace_context"] = carrier()
+            if connection is not None:
+                created = run_on_connection(self._mf.store, connection, work)
+            else:
+                created = self._mf.store.run(work)
         if not created and if_exists != "attach":
             raise errors.DuplicateWorkflowError(spec["workflow_id"])
         if created:

@@ -90,6 +90,8 @@ class LockedRun:
     resumed: int = 0
     #: Why it waited last: no live worker of its queue registered its name.
     waiting_for: str | None = None
+    #: The trace context of the span that started the workflow (OpenTelemetry).
+    trace_context: dict[str, str] | None = None
 
 
 TERMINAL = ("completed", "failed", "interrupted")
@@ -662,6 +664,7 @@ def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
         retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
         expire_seconds=spec.get("expire_seconds"), run_timeout=spec.get("run_timeout"),
         priority=int(spec.get("priority") or 0),
+        trace_context=None if not spec.get("trace_context") else Jsonb(spec["trace_context"]),
     ):
         return False
     if search:

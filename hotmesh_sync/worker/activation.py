@@ -32,6 +32,7 @@ from ..store.store import (
     jsonb,
     start_hook_run,
 )
+from ..tracing import resumed, span
 from ..workflow.context import HOOK_ERROR_KEY, ActivationLimits, RunContext, activated
 from ..workflow.suspension import ContinueAsNew, Pending, Suspension
 from .activity_table import ActivityTable
@@ -118,7 +119,10 @@ class ActivationSession:
             self.top_seq = max(self.top_seq, seq)
             self._steps.clear()
         if self._history:
-            self.tx.insert_history_rows(self.run.job_id, self._history)
+            with resumed(self.run.trace_context), span(
+                    "hotmesh.entity.commands", **{"hotmesh.workflow_id": self.run.job_id,
+                                                  "hotmesh.versions": len(self._history)}):
+                self.tx.insert_history_rows(self.run.job_id, self._history)
             self._history.clear()
 
     def take_signal(self, key: str, signal_ids: list[str]) -> tuple[str, Any] | None:
@@ -141,6 +145,7 @@ class ActivationSession:
         return 1
 
     def start_child(self, spec: dict[str, Any]) -> str:
+        spec.setdefault("trace_context", self.run.trace_context)  # the parent's trace
         if not create_workflow(self.tx, spec):
             raise errors.DuplicateWorkflowError(spec["workflow_id"])
         _log.info("child_started", workflow_id=spec["workflow_id"], parent_id=self.run.job_id)
@@ -196,7 +201,11 @@ def activate(tx: Tx, job_id: str, run_id: str, workflows: Mapping[str, Callable[
         tx.set_run_status(job_id, run_id, "running")  # the job's status follows the outcome
         log.info("workflow_started" if run_id == "" else "hook_started", attempt=run.attempt)
     try:
-        with activated(ctx):
+        with resumed(run.trace_context), span(
+                "hotmesh.activation", **{"hotmesh.workflow_id": job_id,
+                                         "hotmesh.run_id": run_id or None,
+                                         "hotmesh.workflow_name": run.workflow_name,
+                                         "hotmesh.attempt": run.attempt}), activated(ctx):
             args, kwargs = _typed_args(fn, run)
             result = fn(*args, **kwargs, **_signal_kwarg(fn, run))
     except Suspension as suspension:
@@ -330,6 +339,8 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
             busy = True
             if item.function is not None:
                 scheduler.activities.learn(str(item.payload["ref"]), item.function)
+            if run.trace_context:  # the attempt joins the workflow's trace
+                item.payload["trace"] = run.trace_context
             queue = item.payload["task_queue"]
             mine = queue == scheduler.task_queue and not leased and scheduler.may_lease()
             inserted = tx.insert_step_task(

@@ -32,6 +32,7 @@ from ..store.connect import make_pool
 from ..store.listener import Listener
 from ..store.store import ClaimedTask, Store, TransactionRunner, Tx, purge
 from ..store.transient import is_transient
+from ..tracing import resumed, span
 from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table, is_transactional
 from .activation import (
@@ -505,7 +506,12 @@ class Worker:
         attempt = StoredAttempt(self._store, task, self.worker_id, self.lease)
         failure: Exception | None = None
         try:
-            with running(attempt):
+            with resumed(task.payload.get("trace")), span(
+                    "hotmesh.activity", **{"hotmesh.workflow_id": task.job_id,
+                                           "hotmesh.step": task.step_key,
+                                           "hotmesh.activity": name,
+                                           "hotmesh.attempt": task.payload.get("attempt")}), \
+                    running(attempt):
                 value = run_attempt(fn, task.payload)
         except errors.CancelledError as cancelled:
             # Its heartbeat found the workflow cancelled: the coordinator's

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "hotmesh_sync"
 #: Each module's layer; a module may import only from its own layer or lower ones.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("errors", "records", "names", "settings", "jsonvalue", "durations", "retry", "log",
-         "logging_setup", "payloads", "cron", "schedule_spec")),
+         "logging_setup", "payloads", "cron", "schedule_spec", "tracing")),
     (1, ("store", "embedded")),
     (2, ("entity", "workflow", "activity")),
     (3, ("client", "worker", "queues", "schedules")),

@@ -3,10 +3,10 @@
 -- name: insert_job
 INSERT INTO {schema}.jobs (id, entity, workflow_name, task_queue, context, version, args,
                            parent_id, parent_run, parent_step, retry, expire_seconds,
-                           run_timeout, priority)
+                           run_timeout, priority, trace_context)
 VALUES (%(id)s, %(entity)s, %(workflow_name)s, %(task_queue)s, %(context)s, %(version)s,
         %(args)s, %(parent_id)s, %(parent_run)s, %(parent_step)s, %(retry)s, %(expire_seconds)s,
-        %(run_timeout)s, %(priority)s)
+        %(run_timeout)s, %(priority)s, %(trace_context)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
@@ -191,7 +191,8 @@ SELECT pg_notify('hotmesh_' || %(schema)s, 't:' || %(task_queue)s)
 SELECT r.job_id, r.run_id, r.workflow_name, r.task_queue, r.args, r.status, r.signal_id,
        j.status AS job_status, j.entity, j.attempt, j.retry, j.parent_id, j.parent_run,
        j.parent_step, j.created_at, j.run_number, j.run_id AS workflow_run_id,
-       j.cancel_state, j.cancel_error, j.run_timeout, j.priority, j.resumed, j.waiting_for
+       j.cancel_state, j.cancel_error, j.run_timeout, j.priority, j.resumed, j.waiting_for,
+       j.trace_context
 FROM {schema}.runs r JOIN {schema}.jobs j ON j.id = r.job_id
 WHERE r.job_id = %(job_id)s AND r.run_id = %(run_id)s
 FOR UPDATE OF r

@@ -39,7 +39,9 @@ CREATE TABLE {schema}.jobs (
     -- How often handle.retry() resumed it (workers' cached histories key on it).
     resumed         integer NOT NULL DEFAULT 0,
     -- Why it does not run: no live worker of its queue registers its workflow.
-    waiting_for     text
+    waiting_for     text,
+    -- The trace context of the span that started it (OpenTelemetry).
+    trace_context   jsonb
 );
 CREATE INDEX jobs_entity_created_idx ON {schema}.jobs (entity, created_at DESC);
 CREATE INDEX jobs_status_created_idx ON {schema}.jobs (status, created_at DESC);

@@ -1,0 +1,65 @@
+"""OpenTelemetry spans, when OpenTelemetry is installed (``pip install -e '.[otel]'``).
+
+The library makes spans and never configures OpenTelemetry: with no tracer
+provider set up by the application, they go nowhere, at the cost of a
+no-op call. Without the package every function here does nothing.
+
+A workflow outlives the request that started it and runs in other processes,
+so the starting span's context travels with it: ``carrier()`` captures it
+(W3C ``traceparent``) when the workflow is started, it is stored with the
+job, and every activation and activity attempt of the workflow runs in
+``resumed(carrier)``, under it: a Django request and the work it started
+are one trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+try:
+    from opentelemetry import context as _context
+    from opentelemetry import propagate as _propagate
+    from opentelemetry import trace as _trace
+
+    #: Whether OpenTelemetry is installed (else every function here does nothing).
+    AVAILABLE = True
+except ImportError:  # the library works the same without it
+    AVAILABLE = False
+
+TRACER = "hotmesh_sync"
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[None]:
+    """A span named ``name`` with ``attributes`` (None values left out)."""
+    if not AVAILABLE:
+        yield
+        return
+    tracer = _trace.get_tracer(TRACER)
+    kept = {key: value for key, value in attributes.items() if value is not None}
+    with tracer.start_as_current_span(name, attributes=kept):
+        yield
+
+
+def carrier() -> dict[str, str] | None:
+    """The current trace context as text headers, or None when there is none."""
+    if not AVAILABLE or not _trace.get_current_span().get_span_context().is_valid:
+        return None
+    headers: dict[str, str] = {}
+    _propagate.inject(headers)
+    return headers or None
+
+
+@contextmanager
+def resumed(headers: dict[str, str] | None) -> Iterator[None]:
+    """Run under the trace context ``headers`` carry (from ``carrier``)."""
+    if not AVAILABLE or not headers:
+        yield
+        return
+    token = _context.attach(_propagate.extract(headers))
+    try:
+        yield
+    finally:
+        _context.detach(token)
