@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .records import describe_error, error_type_of
+
 try:
     from opentelemetry import context as _context
     from opentelemetry import propagate as _propagate
@@ -39,8 +41,17 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
         return
     tracer = _trace.get_tracer(TRACER)
     kept = {key: value for key, value in attributes.items() if value is not None}
-    with tracer.start_as_current_span(name, attributes=kept):
-        yield
+    # The SDK's own recording calls str() on the error, which may itself raise
+    # (and would replace the error the library must store): record it here,
+    # through describe_error. A suspension is how activations end, not an error.
+    with tracer.start_as_current_span(name, attributes=kept, record_exception=False,
+                                      set_status_on_exception=False) as current:
+        try:
+            yield
+        except Exception as exc:
+            current.set_attribute("exception.type", error_type_of(exc))
+            current.set_status(_trace.Status(_trace.StatusCode.ERROR, describe_error(exc)))
+            raise
 
 
 def carrier() -> dict[str, str] | None:

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from hotmesh_sync import MemFlow, workflow
+from hotmesh_sync import MemFlow, RetryPolicy, workflow
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -89,3 +89,33 @@ def test_without_opentelemetry_nothing_changes() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "False None\n", "")
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+def unprintable() -> None:
+    raise Unprintable()
+
+
+bad = workflow.proxy_activities(activities=[unprintable],
+                                retry=RetryPolicy(maximum_attempts=2, initial_interval="10ms"))
+
+
+def calls_unprintable() -> str:
+    try:
+        bad.unprintable()
+    except Exception as exc:
+        return str(getattr(exc, "error_type", type(exc).__name__))
+    return "no error"
+
+
+def test_an_error_whose_message_raises_is_stored_as_itself_while_traced(
+        mf: MemFlow, worker: Any, spans: InMemorySpanExporter) -> None:
+    worker("default", [calls_unprintable], [unprintable])
+    assert mf.workflow.execute(calls_unprintable, timeout=30) == "Unprintable"
+    failed = [s for s in spans.get_finished_spans() if s.name == "hotmesh.activity"]
+    assert failed and all(s.attributes["exception.type"] == "Unprintable" for s in failed)
+    assert all(s.status.status_code == trace.StatusCode.ERROR for s in failed)
