@@ -15,7 +15,3 @@ CREATE TABLE {schema}.workers (
 -- Why a workflow that is due does not run: no live worker of its queue
 -- registers its workflow name. Cleared by its next activation.
 ALTER TABLE {schema}.jobs ADD COLUMN waiting_for text;
-
--- The trace context (W3C headers) of the span that started the workflow,
--- when OpenTelemetry is in use: its activations and activities join that trace.
-ALTER TABLE {schema}.jobs ADD COLUMN trace_context jsonb;
