@@ -16,12 +16,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import (
     bench_backlog,
     bench_commit,
+    bench_dashboard,
     bench_dbos,
     bench_entity,
     bench_fanout,
     bench_flow,
+    bench_inprocess,
     bench_latency,
+    bench_processes,
     bench_replay,
+    bench_retention,
     bench_throughput,
     profiling,
     sqltrace,
@@ -43,6 +47,13 @@ BENCHMARKS: dict[str, Callable[[RunContext], Outcome]] = {
     "fanout": bench_fanout.run,
     "backlog": bench_backlog.run,
     "flow": bench_flow.run,
+    # Spawns 1, 2 and 4 worker processes (hotmesh-sync worker --processes N).
+    "processes": bench_processes.run,
+    "inprocess": bench_inprocess.run,
+    # Loads a million finished workflows: minutes of its own (--quick: 20,000).
+    "retention": bench_retention.run,
+    # Loads 100,000 workflows, then times the dashboard's pages over them.
+    "dashboard": bench_dashboard.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -73,7 +73,40 @@ def closed_loop(n: int, threads: int) -> float:
     return time.perf_counter() - began
 
 
-COMMANDS: dict[str, Callable[..., Any]] = {"latency": latency, "closed_loop": closed_loop}
+def direct(n: int, threads: int) -> float:
+    """Seconds for ``threads`` threads to call the 3-step workflow function
+    directly ``n`` times in all (no start_workflow, no queue)."""
+    share = n // threads
+    barrier = threading.Barrier(threads + 1)
+
+    def loop() -> None:
+        barrier.wait()
+        for i in range(share):
+            three_steps(i)
+
+    workers = [threading.Thread(target=loop, name=f"dbos-direct-{i}") for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - began
+
+
+def direct_latency(n: int) -> list[float]:
+    """Seconds of each of ``n`` sequential direct calls of the 3-step workflow."""
+    samples = []
+    for i in range(WARMUP + n):
+        began = time.perf_counter()
+        three_steps(i)
+        if i >= WARMUP:
+            samples.append(time.perf_counter() - began)
+    return samples
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {"latency": latency, "closed_loop": closed_loop,
+                                           "direct": direct, "direct_latency": direct_latency}
 
 
 def serve(url: str, channel: Connection) -> None:

@@ -18,7 +18,11 @@ class Sizes:
     backlog_workflows: int          # workflows queued before the worker starts
     dbos_workflows: int             # DBOS workflows for each of its throughput runs
     dbos_round_trips: int           # DBOS sequential round trips per workflow
+    inprocess_workflows: int        # 3-step workflows started, then awaited, in one process
+    inprocess_round_trips: int      # in-process sequential round trips (over all rounds)
     timeout: float                  # seconds any one wait may take before it is a failure
+    retention_workflows: int = 1_000_000  # finished workflows loaded for the purge measurement
+    dashboard_workflows: int = 100_000  # workflows under the dashboard's page queries
 
 
 FULL = Sizes(
@@ -31,6 +35,8 @@ FULL = Sizes(
     backlog_workflows=10_000,
     dbos_workflows=500,
     dbos_round_trips=200,
+    inprocess_workflows=500,
+    inprocess_round_trips=200,
     timeout=600.0,
 )
 
@@ -44,5 +50,9 @@ QUICK = Sizes(
     backlog_workflows=2_000,
     dbos_workflows=100,
     dbos_round_trips=30,
+    inprocess_workflows=96,
+    inprocess_round_trips=30,
     timeout=120.0,
+    retention_workflows=20_000,
+    dashboard_workflows=5_000,
 )

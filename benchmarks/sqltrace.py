@@ -21,7 +21,7 @@ from psycopg import sql
 from hotmesh_sync.store.queries import Queries, parse_named, read_sql_file
 
 #: Files of named queries, as the store loads them.
-NAMED_FILES = ("queries.sql", "entity_queries.sql")
+NAMED_FILES = ("queries.sql", "entity_queries.sql", "schedule_queries.sql")
 
 Trace = dict[str, tuple[int, float]]   # name -> (count, total seconds)
 
@@ -29,6 +29,9 @@ Trace = dict[str, tuple[int, float]]   # name -> (count, total seconds)
 class StatementTrace:
     def __init__(self, schema: str) -> None:
         queries = Queries(schema)
+        self._queries = queries
+        #: The store executes a named query as the bytes it rendered once.
+        self._by_bytes: dict[bytes, str] = {}
         self._names: dict[int, str] = {}
         for filename in NAMED_FILES:
             try:
@@ -65,6 +68,14 @@ class StatementTrace:
         psycopg.Transaction.__exit__ = timed_exit  # type: ignore[method-assign]
 
     def name_of(self, query: Any) -> str:
+        if isinstance(query, bytes):
+            found = self._by_bytes.get(query)
+            if found is None:  # rendered since the last look
+                self._by_bytes = {text: name for name, text in self._queries.rendered_bytes()}
+                found = self._by_bytes.get(query)
+            if found is not None:
+                return found
+            return "other: " + " ".join(query.decode("utf-8", "replace").split()[:3])
         name = self._names.get(id(query))
         if name is not None:
             return name

@@ -29,6 +29,7 @@ from .logging_setup import LEVELS, configure_logging
 from .memflow import MemFlow
 from .serving import load_functions, migrate_schema, serve
 from .settings import dsn_from_env
+from .supervisor import DRAIN_MARGIN, Supervisor
 
 PROG = "hotmesh-sync"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -143,6 +144,8 @@ def outcome(mf: MemFlow, args: argparse.Namespace, workflow_id: str,
 # --- commands -------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, not {args.processes}")
     # Like `python -m`, find the user's modules relative to where the command runs.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -152,11 +155,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1")
     if args.max_tasks is not None and args.max_tasks < 1:
         raise UsageError("--max-tasks must be at least 1")
+    if args.processes > 1:
+        return _worker_processes(args)
     with open_memflow(args) as mf:
         serve(mf, args.task_queue, functions, functions, concurrency=args.concurrency,
               max_tasks=args.max_tasks, max_runtime=max_runtime, grace=args.grace,
               until_empty=args.until_empty)
     return EXIT_OK
+
+
+def _worker_processes(args: argparse.Namespace) -> int:
+    """``worker --processes N``: this same command, N times, under a supervisor.
+
+    The modules were imported here already, so a typo fails once, with status 2.
+    The DSN is resolved (the embedded server started) and the schema migrated
+    here, once, not by N children at the same moment; the children get the
+    resolved DSN. Its exit status is the supervisor's (see supervisor.py).
+    """
+    from .embedded import resolve_dsn
+
+    dsn = resolve_dsn(args.dsn or None)
+    migrate_schema(dsn, args.app_id)
+    # The child's command line travels pickled through a pipe: the DSN is not shown by ps.
+    argv = ["worker", *args.modules, "--task-queue", args.task_queue,
+            "--concurrency", str(args.concurrency), "--grace", repr(args.grace),
+            "--dsn", dsn, "--app-id", args.app_id, "--log-level", args.log_level or "info"]
+    if args.max_tasks is not None:
+        argv += ["--max-tasks", str(args.max_tasks)]
+    if args.max_runtime is not None:
+        argv += ["--max-runtime", args.max_runtime]
+    if args.until_empty:
+        argv.append("--until-empty")
+    return Supervisor(main, (argv,), args.processes,
+                      drain_timeout=args.grace + DRAIN_MARGIN).run()
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -441,6 +472,28 @@ def cmd_server(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .ui import Dashboard
+    from .ui.serve import check_binding, serve
+
+    # Both before connecting: a refusal costs nothing. (A port past 65535 would
+    # otherwise end in the socket's OverflowError, a traceback.)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
+    token = check_binding(args.host, args.token)
+    with open_memflow(args, pool_size=6) as mf:
+        def ready(address: str) -> None:
+            print(f"Dashboard of app {mf.app_id!r} at {address} (Ctrl-C stops it)", flush=True)
+
+        try:
+            serve(Dashboard(mf, token=token), args.host, args.port, ready=ready)
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            return fail(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         demo = importlib.import_module("hotmesh_sync.demo")
@@ -515,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
                    help="on stop, how long in-flight tasks may take before they are handed "
                         "back (default 30)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="run N worker processes (each with --concurrency threads) under a "
+                        "supervisor that restarts one that dies and drains them all on "
+                        "SIGTERM/SIGINT (default 1: this process is the worker)")
 
     p = command("start", cmd_start, "start a workflow and print its id")
     p.add_argument("name", help="the workflow name")
@@ -596,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--concurrency", type=int, help="at most N of its activities at once")
     q.add_argument("--rate-limit", help="at most N activity starts per period, e.g. '100/minute'")
     q.set_defaults(handler=cmd_queue_set)
+
+    p = command("ui", cmd_ui, "serve the web dashboard (127.0.0.1:8765 unless told)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); any other needs a token")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--token", help="require this token to sign in (default $HOTMESH_UI_TOKEN)")
 
     p = command("server", cmd_server,
                 "the embedded PostgreSQL server: status | url | stop")

@@ -16,6 +16,7 @@ from .names import check_name
 from .payloads import decode_result, encode, encode_args
 from .records import interrupted_error, workflow_failure
 from .retry import RetryPolicy
+from .store import local
 from .store.listener import Listener
 from .store.store import (
     TERMINAL,
@@ -87,6 +88,8 @@ class WorkflowHandle:
         """
         deadline = None if timeout is None else time.monotonic() + to_seconds(timeout)
         event = self._mf.listener.watch_done(self.workflow_id)
+        schema = self._mf.store.schema
+        local.watch_done(schema, self.workflow_id, event)  # a worker in this process
         try:
             while True:
                 event.clear()
@@ -107,9 +110,11 @@ class WorkflowHandle:
                     wait = min(wait, remaining)
                 event.wait(wait)
         finally:
+            local.unwatch_done(schema, self.workflow_id, event)
             self._mf.listener.unwatch_done(self.workflow_id, event)
 
     def signal(self, signal_id: str, data: Any = None) -> int:
+        """Send a signal to this workflow, kept until a ``wait_for`` takes it: 1 (0 if it ended)."""
         return self._mf.workflow.signal(signal_id, data, workflow_id=self.workflow_id)
 
     def wait_until(self, predicate: Callable[[dict[str, Any]], bool],
@@ -300,6 +305,7 @@ class WorkflowClient:
         return decode_result(workflow_name if callable(workflow_name) else None, value)
 
     def get_handle(self, workflow_id: str) -> WorkflowHandle:
+        """The handle of an existing workflow; WorkflowNotFoundError for an unknown id."""
         handle = WorkflowHandle(self._mf, workflow_id)
         handle.status()  # WorkflowNotFoundError for an unknown id
         return handle

@@ -13,8 +13,9 @@ from .entity import Entities, Entity, pool_executor
 from .log import get_logger
 from .queues import Queues
 from .schedules import Schedules
+from .settings import Settings
 from .store.connect import Pool, make_pool, open_pool, provision_schema
-from .store.listener import Listener
+from .store.listener import listener_for
 from .store.store import Store, purge
 from .workflow.registry import FunctionSet
 
@@ -54,9 +55,11 @@ class MemFlow:
         self.app_id = app_id
         self.schema = schema_for(app_id)
         self.dsn = dsn
-        self.pool: Pool = make_pool(dsn, max(2, pool_size), f"hotmesh-{self.schema}")
+        settings = Settings.from_env()
+        self.pool: Pool = make_pool(dsn, max(2, pool_size), f"hotmesh-{self.schema}",
+                                    pgbouncer=settings.pgbouncer)
         self.store = Store(self.pool, self.schema)
-        self.listener = Listener(dsn, self.schema)
+        self.listener = listener_for(dsn, self.schema, settings)
         self.workflow = WorkflowClient(self)
         self.queues = Queues(self)
         self.entities = Entities(self.pool, self.schema)
@@ -116,6 +119,7 @@ class MemFlow:
         return purge(self.store, None if older_than is None else to_seconds(older_than), batch)
 
     def close(self) -> None:
+        """Stop this MemFlow's workers, close the LISTEN connection and the pool."""
         for worker in self._workers:
             worker.stop()
         self.listener.close()

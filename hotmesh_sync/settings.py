@@ -31,6 +31,14 @@ class Settings:
     max_activation_steps: int = 10_000
     #: Seconds one activation may run before it fails with 598.
     max_activation_seconds: float = 60.0
+    #: The DSN leads to PgBouncer in transaction pooling mode: no session state
+    #: (server-side prepared statements, session SETs, LISTEN) is relied upon.
+    pgbouncer: bool = False
+    #: A direct connection to the server for LISTEN alone (``None``: the DSN's
+    #: own server, or polling when ``pgbouncer`` is set).
+    listen_dsn: str | None = None
+    #: Seconds between wake-ups of waiters and workers when nothing can LISTEN.
+    poll_seconds: float = 0.25
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +55,10 @@ class Settings:
                                              cls.max_activation_steps)),
             max_activation_seconds=_number(env, "HOTMESH_MAX_ACTIVATION_SECONDS",
                                            cls.max_activation_seconds, maximum=_DAY),
+            pgbouncer=_flag(env, "HOTMESH_PGBOUNCER"),
+            listen_dsn=env.get("HOTMESH_LISTEN_DSN") or None,
+            poll_seconds=_number(env, "HOTMESH_POLL_SECONDS", cls.poll_seconds,
+                                 minimum=0.01, maximum=60.0),
         )
 
 
@@ -73,6 +85,18 @@ def data_dir_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """``$HOTMESH_DATA_DIR``: where the embedded default keeps its cluster, if set."""
     env = os.environ if environ is None else environ
     return env.get("HOTMESH_DATA_DIR") or None
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ConfigurationError(f"{name}={raw!r} must be 1/true/yes/on or 0/false/no/off")
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 1e-9,

@@ -33,10 +33,18 @@ except ImportError:  # the library works the same without it
 TRACER = "hotmesh_sync"
 
 
+def _recording() -> bool:
+    """Whether an application set up a tracer provider: until one does, the
+    API's proxy hands out no-op spans that only carry their parent's context
+    along, which leaving the context as it is does too, for less."""
+    return AVAILABLE and not isinstance(_trace.get_tracer_provider(),
+                                        _trace.ProxyTracerProvider)
+
+
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[None]:
     """A span named ``name`` with ``attributes`` (None values left out)."""
-    if not AVAILABLE:
+    if not _recording():
         yield
         return
     tracer = _trace.get_tracer(TRACER)

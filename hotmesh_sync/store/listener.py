@@ -6,6 +6,11 @@ watched entity changes (``handle.wait_until``); ``s:`` when a schedule
 changes (workers' firing threads look again). After a (re)connect every
 subscriber is woken once, since notifications sent while disconnected are
 lost; subscribers re-check the database, so a lost notification only delays.
+
+LISTEN does not work through PgBouncer in transaction pooling mode (the
+session that listens is not the client's). There the listener LISTENs on a
+direct connection (``HOTMESH_LISTEN_DSN``) or, without one, polls: it wakes
+every subscriber every ``poll_seconds`` and each re-checks the database.
 """
 
 from __future__ import annotations
@@ -19,13 +24,25 @@ from collections.abc import Callable
 import psycopg
 
 from ..log import get_logger
+from ..settings import Settings
 
 _log = get_logger("hotmesh_sync.listener")
 
 
+def listener_for(dsn: str, schema: str, settings: Settings) -> Listener:
+    """The listener an app with these settings gets: LISTEN on
+    ``settings.listen_dsn``, else on ``dsn`` unless that leads to PgBouncer,
+    where it polls."""
+    listen = settings.listen_dsn or (None if settings.pgbouncer else dsn)
+    return Listener(listen, schema, poll_seconds=settings.poll_seconds)
+
+
 class Listener:
-    def __init__(self, dsn: str, schema: str) -> None:
+    def __init__(self, dsn: str | None, schema: str,
+                 poll_seconds: float = Settings.poll_seconds) -> None:
+        #: Where to LISTEN; None: nowhere, poll instead.
         self._dsn = dsn
+        self._poll_seconds = poll_seconds
         self._channel = "hotmesh_" + schema
         self._lock = threading.Lock()
         self._done: dict[str, set[threading.Event]] = defaultdict(set)
@@ -108,11 +125,31 @@ class Listener:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
+    @property
+    def polling(self) -> bool:
+        """True when subscribers are woken by a timer, not by notifications."""
+        return self._dsn is None
+
     def _loop(self) -> None:
+        if self._dsn is None:
+            self._poll()
+            return
+        self._listen(self._dsn)
+
+    def _poll(self) -> None:
+        self._ready.set()
+        _log.debug("listener_polling", every=self._poll_seconds)
+        while not self._stop.wait(self._poll_seconds):
+            try:
+                self._wake_everyone()
+            except Exception as exc:  # a subscriber's callback must not end the polling
+                _log.warning("listener_wake_failed", error=repr(exc))
+
+    def _listen(self, dsn: str) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(psycopg.sql.SQL("LISTEN {}").format(
                         psycopg.sql.Identifier(self._channel)))
                     self._ready.set()

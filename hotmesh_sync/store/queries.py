@@ -66,6 +66,10 @@ class Queries:
     def __contains__(self, name: str) -> bool:
         return name in self._rendered
 
+    def rendered_bytes(self) -> list[tuple[str, bytes]]:
+        """(name, text) of every query rendered to bytes so far (for tracing)."""
+        return list(self._bytes.items())
+
 
 #: Rendered query bytes, per schema and name, shared by every Queries.
 _BYTES: dict[str, dict[str, bytes]] = {}

@@ -6,6 +6,7 @@ queries in the caller's transaction; nothing here decides workflow semantics.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import WorkflowNotFoundError
 from ..jsonvalue import dumps
 from ..records import StepRecord
+from . import local
 from .entity_ops import apply_compiled, history, read_document
 from .queries import Queries
 from .transient import call_with_retry
@@ -59,6 +61,15 @@ def _already_text(text: Any) -> str:
     return str(text)
 
 
+def _text(param: Jsonb | None) -> str | None:
+    """The JSON text of a jsonb parameter (None: SQL NULL)."""
+    if param is None:
+        return None
+    if param.dumps is _already_text:  # made by jsonb(): the text itself
+        return str(param.obj)
+    return json.dumps(param.obj)
+
+
 @dataclass(frozen=True)
 class LockedRun:
     """A run whose row lock the current transaction holds."""
@@ -95,6 +106,7 @@ class LockedRun:
 
 
 TERMINAL = ("completed", "failed", "interrupted")
+_RUN_FIELDS = frozenset(LockedRun.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -149,18 +161,51 @@ class FailedTask:
     step_key: str | None
 
 
+#: What an insert_step_task answers: (task id, leased to the inserter), or
+#: None when the step had a task already.
+Inserted = Callable[[tuple[int, bool] | None], None]
+
+
+class _Writes:
+    """Writes a group commit's activations make, kept to be sent together:
+    one statement per kind (``Tx.flush``). A second write of the same run or
+    job flushes the first, so each statement touches a row once."""
+
+    def __init__(self) -> None:
+        self.runs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.job_statuses: dict[str, str] = {}
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.tasks: list[tuple[dict[str, Any], Inserted | None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.job_statuses or self.finished or self.tasks)
+
+
 class Tx:
     """Operations inside one open transaction."""
 
-    def __init__(self, conn: Conn, queries: Queries) -> None:
-        self._conn = conn
+    def __init__(self, conn: Conn, queries: Queries, buffered: bool = False) -> None:
+        self._raw = conn
         self._q = queries
         #: Run once the transaction has committed (never on rollback).
         self.after_commit: list[Callable[[], None]] = []
+        #: Values a caller prepared for a later step of the same transaction
+        #: (a group commit's claim locks the runs of its tasks in one statement).
+        self.prepared: dict[Any, Any] = {}
+        #: ``buffered``: the writes of activations (statuses, step tasks) wait
+        #: and go together, one statement per kind, before anything is read.
+        self._writes = _Writes() if buffered else None
+
+    @property
+    def _conn(self) -> Conn:
+        """The connection, for a statement: kept writes go first."""
+        if self._writes:
+            self.flush()
+        return self._raw
 
     def _sql(self, name: str) -> bytes:
         """The named query, ready to execute on this transaction's connection."""
-        return self._q.text(name, self._conn)
+        return self._q.text(name, self._raw)
 
     def _one(self, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         return self._conn.execute(self._sql(name), params).fetchone()
@@ -172,12 +217,46 @@ class Tx:
             return cur.fetchone()
 
     def _run(self, name: str, params: dict[str, Any]) -> int:
+        """Execute; the number of rows it changed."""
         return self._conn.execute(self._sql(name), params).rowcount
+
+    def _send(self, name: str, params: dict[str, Any]) -> None:
+        """Execute a statement whose answer nobody reads."""
+        self._conn.execute(self._sql(name), params)
+
+    def flush(self) -> None:
+        """Send the kept writes (``buffered``), one statement per kind."""
+        writes = self._writes
+        if not writes:
+            return
+        self._writes = _Writes()
+        document = {
+            "runs": [[r["job_id"], r["run_id"], r["status"], _text(r["result"]),
+                      _text(r["error"])] for r in writes.runs.values()],
+            "statuses": list(writes.job_statuses.items()),
+            "finished": [[r["id"], r["status"], _text(r["result"]), _text(r["error"])]
+                         for r in writes.finished.values()],
+            "tasks": [[t["kind"], t["task_queue"], t["job_id"], t["run_id"], t["step_key"],
+                       t["payload"], t["delay"], t["leased_by"], t["lease"], t["priority"]]
+                      for t, _ in writes.tasks],
+        }
+        cur = self._raw.execute(self._sql("apply_writes"),
+                                dict(writes=json.dumps(document, separators=(",", ":"))))
+        found = {(row[2], row[3], row[4]): (int(row[0]), bool(row[1])) for row in cur.fetchall()}
+        for task, then in writes.tasks:
+            if then is not None:
+                then(found.get((task["job_id"], task["run_id"], task["step_key"])))
 
     # --- jobs and runs -------------------------------------------------
     def insert_job(self, **fields: Any) -> bool:
         """Insert a job row; False when the id is taken."""
         return self._one("insert_job", fields) is not None
+
+    def start_workflow(self, **fields: Any) -> bool:
+        """A workflow's rows in one statement (``start_workflow`` in schema.sql);
+        False when the id is taken."""
+        row = self._one("start_workflow", fields)
+        return bool(row and row[0])
 
     def insert_run(
         self, job_id: str, run_id: str, workflow_name: str, task_queue: str,
@@ -188,7 +267,7 @@ class Tx:
         return self._one("insert_run", params) is not None
 
     def insert_history(self, job_id: str, version: int, patch: list[Any]) -> None:
-        self._run("insert_history", dict(job_id=job_id, version=version, patch=jsonb(patch)))
+        self._send("insert_history", dict(job_id=job_id, version=version, patch=jsonb(patch)))
 
     def lock_run(self, job_id: str, run_id: str) -> LockedRun | None:
         return self._one_as(LockedRun, "lock_run", dict(job_id=job_id, run_id=run_id))
@@ -199,14 +278,31 @@ class Tx:
 
     def set_run_status(self, job_id: str, run_id: str, status: str,
                        result: Any = None, error: Any = None) -> None:
-        self._run("set_run_status", dict(job_id=job_id, run_id=run_id, status=status,
-                                         result=result, error=error))
+        params = dict(job_id=job_id, run_id=run_id, status=status, result=result, error=error)
+        if self._writes is None:
+            return self._send("set_run_status", params)
+        if (job_id, run_id) in self._writes.runs:
+            self.flush()
+        self._writes.runs[(job_id, run_id)] = params
 
     def set_job_status(self, job_id: str, status: str) -> None:
-        self._run("set_job_status", dict(id=job_id, status=status))
+        if self._writes is None:
+            return self._send("set_job_status", dict(id=job_id, status=status))
+        if job_id in self._writes.job_statuses or job_id in self._writes.finished:
+            self.flush()
+        self._writes.job_statuses[job_id] = status
 
     def finish_job(self, job_id: str, status: str, result: Any, error: Any) -> None:
-        self._run("finish_job", dict(id=job_id, status=status, result=result, error=error))
+        """End a job (``status`` is terminal); once committed, handles waiting
+        for it in this process wake at once (besides the NOTIFY)."""
+        schema = self._q.schema
+        self.after_commit.append(lambda: local.announce_done(schema, job_id))
+        params = dict(id=job_id, status=status, result=result, error=error)
+        if self._writes is None:
+            return self._send("finish_job", params)
+        if job_id in self._writes.job_statuses or job_id in self._writes.finished:
+            self.flush()
+        self._writes.finished[job_id] = params
 
     def restart_job(self, job_id: str) -> None:
         self._run("restart_job", dict(id=job_id))
@@ -242,11 +338,11 @@ class Tx:
         self._run("merge_search", dict(id=job_id, search=jsonb(search, "search")))
 
     def delete_deadline(self, job_id: str) -> None:
-        self._run("delete_deadline", dict(id=job_id))
+        self._send("delete_deadline", dict(id=job_id))
 
     def insert_deadline_task(self, job_id: str) -> None:
         """Queue the run's 596 deadline, when the job has a run_timeout."""
-        self._run("insert_deadline_task", dict(id=job_id))
+        self._send("insert_deadline_task", dict(id=job_id))
 
     # --- tasks ---------------------------------------------------------
     def claim_task(self, task_queue: str, activities: bool,
@@ -265,7 +361,7 @@ class Tx:
 
     def take_run_tasks(self, job_id: str, run_id: str, task_id: int) -> None:
         """Drop the claimed run task and the run's other due activations."""
-        self._run("take_run_tasks", dict(job_id=job_id, run_id=run_id, id=task_id))
+        self._send("take_run_tasks", dict(job_id=job_id, run_id=run_id, id=task_id))
 
     def postpone_task(self, task_id: int, delay: float) -> None:
         self._run("postpone_task", dict(id=task_id, delay=delay))
@@ -301,25 +397,32 @@ class Tx:
 
     def insert_run_task(self, task_queue: str, job_id: str, run_id: str,
                         delay: float = 0.0, priority: int = 0) -> None:
-        self._run("insert_run_task", dict(task_queue=task_queue, job_id=job_id,
+        self._send("insert_run_task", dict(task_queue=task_queue, job_id=job_id,
                                           run_id=run_id, delay=delay, priority=priority))
 
     def wake_run(self, job_id: str, run_id: str) -> None:
-        self._run("wake_run", dict(job_id=job_id, run_id=run_id))
+        self._send("wake_run", dict(job_id=job_id, run_id=run_id))
 
     def insert_step_task(
         self, *, kind: str, task_queue: str, job_id: str, run_id: str, step_key: str,
         payload: dict[str, Any], delay: float = 0.0, leased_by: str | None = None,
         lease: float = 0.0, priority: int = 0,
-    ) -> tuple[int, bool] | None:
-        """Insert an activity or timer task: (its id, whether it was leased to
-        ``leased_by``; never for a queue with flow control); None when that
-        step has one already."""
-        row = self._one("insert_step_task", dict(
-            kind=kind, task_queue=task_queue, job_id=job_id, run_id=run_id,
-            step_key=step_key, payload=Jsonb(payload), delay=delay, leased_by=leased_by,
-            lease=lease, priority=priority))
-        return None if row is None else (int(row[0]), bool(row[1]))
+        then: Inserted | None = None,
+    ) -> None:
+        """Insert an activity or timer task. ``then`` gets (its id, whether it
+        was leased to ``leased_by``; never for a queue with flow control), or
+        None when that step has one already: at once, or (``buffered``) when
+        the kept writes are flushed."""
+        params = dict(kind=kind, task_queue=task_queue, job_id=job_id, run_id=run_id,
+                      step_key=step_key, payload=payload, delay=delay,
+                      leased_by=leased_by, lease=lease, priority=priority)
+        if self._writes is not None:
+            self._writes.tasks.append((params, then))
+            return
+        params["payload"] = Jsonb(payload)
+        row = self._one("insert_step_task", params)
+        if then is not None:
+            then(None if row is None else (int(row[0]), bool(row[1])))
 
     def skip_time(self, seconds: float) -> int:
         """Make timers and deadlines due within ``seconds`` due now (tests), and
@@ -340,6 +443,15 @@ class Tx:
     def worker_seen(self, worker_id: str) -> bool:
         """A worker's heartbeat; False when its row is gone (removed as stale)."""
         return self._run("worker_seen", dict(id=worker_id)) > 0
+
+    def mark_sleeping(self, task_queue: str, worker: str) -> None:
+        """A thread of ``worker`` goes to sleep on the queue: its tasks notify from now."""
+        self._send("mark_sleeping", dict(schema=self._q.schema, task_queue=task_queue,
+                                         worker=worker))
+
+    def unmark_sleeping(self, task_queue: str, worker: str) -> None:
+        """No thread of ``worker`` sleeps on the queue any more."""
+        self._send("unmark_sleeping", dict(task_queue=task_queue, worker=worker))
 
     def drop_worker(self, worker_id: str) -> None:
         self._run("drop_worker", dict(id=worker_id))
@@ -407,7 +519,7 @@ class Tx:
                                           rate_count=rate_count, rate_period=rate_period))
 
     def delete_task(self, task_id: int) -> None:
-        self._run("delete_task", dict(id=task_id))
+        self._send("delete_task", dict(id=task_id))
 
     def apply_entity(self, job_id: str, params: Mapping[str, Any],
                      history_sink: list[tuple[int, list[dict[str, Any]]]]) -> Any:
@@ -503,6 +615,62 @@ class Tx:
                 top = max(top, seq)
         return int(rows[0][0]), steps, top
 
+    def record_steps(
+        self, items: list[tuple[str, str, str, StepRecord, int | None, int]],
+    ) -> tuple[dict[tuple[str, str], LockedRun],
+               list[tuple[int | None, dict[str, StepRecord], int]]]:
+        """``lock_run`` and ``record_step_and_load`` for several outcomes (job id,
+        run id, step key, record, task id, mark) in one call (``record_steps``
+        in schema.sql: the runs locked first, in key order): the runs, and per
+        outcome (the new step's seq or None, the run's other steps after the
+        mark, the highest seq among them)."""
+        document = [[job_id, run_id, key, record.kind, record.name,
+                     dumps(record.result, "a step result"),
+                     None if record.error is None else json.dumps(record.error),
+                     task_id, mark]
+                    for job_id, run_id, key, record, task_id, mark in items]
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("record_steps_batch"),
+                        dict(items=json.dumps(document, separators=(",", ":"))))
+            rows = cur.fetchall()
+        runs: dict[tuple[str, str], LockedRun] = {}
+        recorded: list[tuple[int | None, dict[str, StepRecord], int]] = []
+        for row, item in zip(rows, items, strict=True):
+            seq, found = row.pop("seq"), row.pop("steps")
+            if row["job_id"] is not None:
+                runs[(row["job_id"], row["run_id"])] = LockedRun(**row)
+            steps: dict[str, StepRecord] = {}
+            top = item[5]
+            for key, kind, name, result, error, step_seq in found or ():
+                steps[key] = StepRecord(kind, name, result, error)
+                top = max(top, int(step_seq))
+            recorded.append((None if seq is None else int(seq), steps, top))
+        return runs, recorded
+
+    def claim_runs(self, task_queue: str, limit: int, activities: bool, recoveries: bool,
+                   ) -> tuple[list[tuple[ClaimedTask, LockedRun | None]], bool]:
+        """Lock up to ``limit`` due tasks of ``task_queue`` (``claim_runs`` in
+        schema.sql), and for run tasks take them (``take_run_tasks``) and lock
+        their runs: each task with its run (None: not a run task, or no such
+        run), and whether other tasks were ready too."""
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql("claim_runs"), dict(
+                task_queue=task_queue, limit=limit, activities=activities,
+                recoveries=recoveries))
+            rows = cur.fetchall()
+        claimed: list[tuple[ClaimedTask, LockedRun | None]] = []
+        more = False
+        for row in rows:
+            more = bool(row.pop("more"))
+            task = ClaimedTask(row["id"], row["kind"], row["job_id"], row["run_id"],
+                               row["step_key"], row["payload"], row["claims"], more)
+            run = None
+            if row["job_status"] is not None:
+                fields = {k: v for k, v in row.items() if k in _RUN_FIELDS}
+                run = LockedRun(**fields)
+            claimed.append((task, run))
+        return claimed, more
+
     def insert_child_result(self, parent_id: str, parent_run: str, step_key: str,
                             result: Any, error: dict[str, Any] | None) -> None:
         """Record a child's outcome in its parent (under the parent run's lock,
@@ -542,11 +710,11 @@ class Tx:
         return None if row is None else (str(row[0]), row[1])
 
     def insert_wait(self, job_id: str, run_id: str, step_key: str, signal_id: str) -> None:
-        self._run("insert_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key,
+        self._send("insert_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key,
                                       signal_id=signal_id))
 
     def delete_wait(self, job_id: str, run_id: str, step_key: str) -> None:
-        self._run("delete_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key))
+        self._send("delete_wait", dict(job_id=job_id, run_id=run_id, step_key=step_key))
 
     def waiting_jobs(self, signal_id: str) -> list[str]:
         cur = self._conn.execute(self._sql("waiting_jobs"), dict(signal_id=signal_id))
@@ -634,6 +802,18 @@ class Store:
             callback()
         return result
 
+    def run_once(self, work: Callable[[Tx], T], buffered: bool = False) -> T:
+        """Run ``work`` in one transaction, not retried (the caller has a way
+        back: a group commit that failed is redone item by item). ``buffered``:
+        see ``Tx``; the kept writes are flushed before the commit."""
+        with self.pool.connection() as conn, conn.transaction():
+            tx = Tx(conn, self.queries, buffered)
+            result = work(tx)
+            tx.flush()
+        for callback in tx.after_commit:
+            callback()
+        return result
+
     def entity_history(self, job_id: str) -> list[dict[str, Any]]:
         """Every version of a job's document, as ``entity_ops.history`` gives it."""
         def read() -> list[dict[str, Any]]:
@@ -651,33 +831,22 @@ class Store:
 
 
 def create_workflow(tx: Tx, spec: dict[str, Any]) -> bool:
-    """Insert a workflow (job row, coordinator run, first run task); False if the
-    id is taken. ``spec`` values are already JSON-checked."""
+    """Insert a workflow (job row, coordinator run, first run task; with
+    search values the entity's first version; with a run_timeout its
+    deadline) in one statement; False if the id is taken. ``spec`` values
+    are already JSON-checked."""
     search = spec.get("search") or {}
-    if not tx.insert_job(
+    return tx.start_workflow(
         id=spec["workflow_id"], entity=spec.get("entity"),
         workflow_name=spec["workflow_name"], task_queue=spec["task_queue"],
-        context=jsonb(search, "search"), version=1 if search else 0,
-        args=jsonb(spec["args"], "workflow args"),
+        context=jsonb(search, "search"), args=jsonb(spec["args"], "workflow args"),
         parent_id=spec.get("parent_id"), parent_run=spec.get("parent_run"),
         parent_step=spec.get("parent_step"),
         retry=None if spec.get("retry") is None else Jsonb(spec["retry"]),
         expire_seconds=spec.get("expire_seconds"), run_timeout=spec.get("run_timeout"),
         priority=int(spec.get("priority") or 0),
         trace_context=None if not spec.get("trace_context") else Jsonb(spec["trace_context"]),
-    ):
-        return False
-    if search:
-        tx.insert_history(spec["workflow_id"], 1,
-                          [{"op": "replace", "path": "", "value": search}])
-    tx.insert_run(spec["workflow_id"], "", spec["workflow_name"], spec["task_queue"],
-                  jsonb(spec["args"], "workflow args"))
-    tx.insert_run_task(spec["task_queue"], spec["workflow_id"], "",
-                       delay=float(spec.get("start_delay") or 0.0),
-                       priority=int(spec.get("priority") or 0))
-    if spec.get("run_timeout") is not None:
-        tx.insert_deadline_task(spec["workflow_id"])
-    return True
+        start_delay=float(spec.get("start_delay") or 0.0))
 
 
 def restart_workflow(tx: Tx, spec: dict[str, Any]) -> bool:

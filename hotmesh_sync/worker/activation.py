@@ -332,7 +332,10 @@ def _signal_kwarg(fn: Callable[..., Any], run: LockedRun) -> dict[str, Any]:
 
 def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Scheduler,
              log: Any) -> list[LeasedActivity]:
+    # Filled once the lease's insert is answered: at once, or (in a group
+    # commit's pipeline) before the transaction commits.
     leased: list[LeasedActivity] = []
+    offered = False
     busy = False
     for item in pending:
         if item.kind == "activity":
@@ -342,15 +345,20 @@ def _suspend(tx: Tx, run: LockedRun, pending: list[Pending], scheduler: Schedule
             if run.trace_context:  # the attempt joins the workflow's trace
                 item.payload["trace"] = run.trace_context
             queue = item.payload["task_queue"]
-            mine = queue == scheduler.task_queue and not leased and scheduler.may_lease()
-            inserted = tx.insert_step_task(
+            mine = queue == scheduler.task_queue and not offered and scheduler.may_lease()
+            offered = offered or mine
+
+            def take(inserted: tuple[int, bool] | None, key: str = item.key,
+                     payload: dict[str, Any] = item.payload) -> None:
+                if inserted is not None and inserted[1]:
+                    leased.append(LeasedActivity(inserted[0], run.job_id, run.run_id, key,
+                                                 payload))
+
+            tx.insert_step_task(
                 kind="activity", task_queue=queue, job_id=run.job_id, run_id=run.run_id,
                 step_key=item.key, payload=item.payload,
                 leased_by=scheduler.worker_id if mine else None, lease=scheduler.lease,
-                priority=run.priority)
-            if inserted is not None and inserted[1]:
-                leased.append(LeasedActivity(inserted[0], run.job_id, run.run_id, item.key,
-                                             item.payload))
+                priority=run.priority, then=take if mine else None)
         elif item.kind == "sleep":
             seconds = float(item.payload["seconds"])
             tx.insert_step_task(kind="timer", task_queue=run.task_queue, job_id=run.job_id,
@@ -507,6 +515,67 @@ def record_and_activate(tx: Tx, job_id: str, run_id: str, step_key: str, record:
     history.update(recorded)
     history[step_key] = record
     return activate(tx, job_id, run_id, workflows, scheduler, run, (history, max(mark, seq)))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A step the worker performed, to be recorded (``record_many``)."""
+
+    job_id: str
+    run_id: str
+    step_key: str
+    record: StepRecord
+    task_id: int | None
+
+
+def record_many(tx: Tx, finished: list[Finished], workflows: Mapping[str, Callable[..., Any]],
+                scheduler: Scheduler) -> list[list[LeasedActivity]]:
+    """``record_and_activate`` for several steps in one transaction (a group
+    commit): the activities leased for each, in their order.
+
+    The runs are locked in one statement, in key order, and the steps
+    recorded and the runs' new steps read in the next. Steps of one run are
+    recorded together and the run activated once, after all of them (the
+    first of them gets what that activation leased).
+    """
+    peeked: dict[tuple[str, str], Any] = {}
+    items = []
+    for f in finished:
+        run_key = (f.job_id, f.run_id)
+        if run_key not in peeked:
+            peeked[run_key] = scheduler.histories.peek(f.job_id, f.run_id)
+        cached = peeked[run_key]
+        items.append((f.job_id, f.run_id, f.step_key, f.record, f.task_id,
+                      0 if cached is None else cached[2]))
+    runs, recorded = tx.record_steps(items)
+    leased: list[list[LeasedActivity]] = [[] for _ in finished]
+    by_run: dict[tuple[str, str], list[int]] = {}
+    for i, f in enumerate(finished):
+        by_run.setdefault((f.job_id, f.run_id), []).append(i)
+    for run_key in sorted(by_run):
+        run = runs.get(run_key)
+        done = [i for i in by_run[run_key] if recorded[i][0] is not None]
+        if run is None or not done:
+            continue  # gone, or recorded already: nothing new to do
+        job_id, run_id = run_key
+        if run.workflow_name not in workflows:
+            # Another queue's workflow: only a worker that registers it activates it.
+            tx.wake_run(job_id, run_id)
+            continue
+        cached = peeked[run_key]
+        if cached is None or cached[0] == _cache_key(run):
+            history, mark = ({}, 0) if cached is None else (cached[1], cached[2])
+            for i in by_run[run_key]:
+                history.update(recorded[i][1])
+                mark = max(mark, recorded[i][2])
+        else:  # cached under another key (retried, resumed): read it all
+            history, mark = tx.load_steps(job_id, run_id, 0)
+        for i in done:
+            history[finished[i].step_key] = finished[i].record
+            mark = max(mark, recorded[i][0] or 0)
+        leased[done[0]] = activate(tx, job_id, run_id, workflows, scheduler, run,
+                                   (history, mark))
+    return leased
 
 
 def _not_recorded(job_id: str, step_key: str) -> str:

@@ -44,14 +44,18 @@ class TaskBudget:
         with self._lock:
             return self._in_flight
 
-    def settle(self, did_work: bool) -> None:
-        """Count the reserved slot as a finished task, or give it back."""
+    def settle(self, did_work: bool, refills: int = 0) -> None:
+        """Count the reserved slot as a finished task, or give it back; and
+        ``refills`` more: tasks a group commit claimed for the same thread
+        when its workflow left it nothing to run (never within a limit)."""
         with self._lock:
             self._in_flight -= 1
             if did_work:
                 self._done += 1
             else:
                 self._taken -= 1
+            self._done += refills
+            self._taken += refills
             count = self._done
         if did_work and self._on_task is not None:
             self._on_task(count)

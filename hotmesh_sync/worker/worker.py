@@ -32,26 +32,30 @@ from ..store.connect import make_pool
 from ..store.listener import Listener
 from ..store.store import ClaimedTask, Store, TransactionRunner, Tx, purge
 from ..store.transient import is_transient
+from ..supervisor import DRAIN_MARGIN, Supervisor, check_processes, worker_processes
 from ..tracing import resumed, span
 from ..workflow.context import ActivationLimits
 from ..workflow.registry import FunctionSet, as_table, is_transactional
 from .activation import (
     WORKER_STALE,
+    Finished,
     LeasedActivity,
     Scheduler,
     activate,
     expire_run,
     fail_run,
     record_and_activate,
+    record_many,
 )
 from .activity_runner import classify_failure, run_attempt, success
 from .activity_table import ActivityTable
 from .attempt import StoredAttempt
 from .budget import TaskBudget
 from .flow import BLOCKED_RETRY, FlowCheck
+from .group_commit import GroupCommit, Ticket
 from .quarantine import Quarantine
 from .transactional import perform_transactional
-from .wakeups import WakeUps
+from .wakeups import SleepMark, WakeUps
 
 _log = get_logger("hotmesh_sync.worker")
 
@@ -63,6 +67,8 @@ MAX_RECOVERIES = Settings.max_recoveries
 WORKER_BEAT = 10.0
 #: Seconds before a task whose processing failed in the database is tried again.
 TASK_RETRY_DELAY = 5.0
+#: Seconds before a thread asks again for work when its group commit failed.
+RECLAIM_DELAY = 0.01
 #: Seconds an activity's lease lasts unless its worker extends it.
 DEFAULT_LEASE = Settings.lease_seconds
 
@@ -122,6 +128,7 @@ class Worker:
         on_task: Callable[[int], None] | None = None,
         transactions: TransactionRunner | None = None,
         schedules: bool = True,
+        processes: int = 1,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -152,7 +159,8 @@ class Worker:
         self._listener = host.listener
         self._pool = make_pool(
             host.dsn, concurrency + 2, f"hotmesh-pool-{task_queue}",
-            idle_in_transaction=self.settings.max_activation_seconds + 5.0)
+            idle_in_transaction=self.settings.max_activation_seconds + 5.0,
+            pgbouncer=self.settings.pgbouncer)
         self._store = Store(self._pool, host.schema)
         self._table = ActivityTable(self.activities)
         self._scheduler = Scheduler(
@@ -166,11 +174,30 @@ class Worker:
         self._quarantine = Quarantine()
         self._budget = TaskBudget(max_tasks, on_task)
         self._flow = FlowCheck(self._store, task_queue)
+        #: Outcomes of activities finished at about the same time share a commit.
+        self._group = GroupCommit(self._run_batch)
+        #: Per thread: its last group commit found the queue empty (sleep, not claim).
+        self._idle_hint = threading.local()
+        #: The last claim saw more tasks ready than it took.
+        self._backlog = False
+        #: Tasks queued here notify only while a thread of some worker sleeps.
+        self._asleep = SleepMark(
+            lambda: self._store.run(lambda tx: tx.mark_sleeping(task_queue, self.worker_id)),
+            lambda: self._store.run(lambda tx: tx.unmark_sleeping(task_queue, self.worker_id)))
         #: Where transactional activities run (None: a transaction on this worker's pool).
         self.transactions = transactions
         #: Whether this worker takes part in firing the app's schedules.
         self.fires_schedules = schedules
         self._log = _log.bind(worker_id=self.worker_id, task_queue=task_queue)
+        #: processes > 1: start()/run()/stop() supervise that many processes, each
+        #: with a worker like this one (supervisor.py); this object claims nothing.
+        self.processes = check_processes(processes)
+        self._processes: Supervisor | None = None if processes == 1 else worker_processes(
+            host, task_queue, self.workflows, self.activities, concurrency, processes,
+            {"lease": lease, "poll_interval": poll_interval, "max_tasks": max_tasks,
+             "maintenance_interval": maintenance_interval, "schedules": schedules}
+            | ({} if on_task is None else {"on_task": on_task})
+            | ({} if transactions is None else {"transactions": transactions}))
 
     @property
     def max_tasks(self) -> int | None:
@@ -192,7 +219,11 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------
     def start(self) -> Worker:
-        """Start the threads and return at once."""
+        """Start the threads and return at once (processes > 1: the processes,
+        supervised from a background thread)."""
+        if self._processes is not None:
+            self._processes.start()
+            return self
         if self._threads:
             return self
         self._pool.open(wait=True, timeout=30)
@@ -234,7 +265,11 @@ class Worker:
 
         Returns the names of threads that were still running at the end (an
         activity or a workflow that ignores every limit): empty when all stopped.
+        With processes > 1: drains them; the names of those killed because they
+        were still running ``timeout`` + DRAIN_MARGIN seconds later.
         """
+        if self._processes is not None:
+            return self._processes.stop(timeout + DRAIN_MARGIN)
         if self._stopping.is_set():
             return [t.name for t in self._threads if t.is_alive()]
         self._stopping.set()
@@ -259,7 +294,11 @@ class Worker:
         return still
 
     def run(self) -> None:
-        """Run until SIGINT or SIGTERM, then stop gracefully."""
+        """Run until SIGINT or SIGTERM, then stop gracefully (processes > 1:
+        supervise them until then, see supervisor.py)."""
+        if self._processes is not None:
+            self._processes.run()
+            return
         stop = threading.Event()
 
         def on_signal(signum: int, frame: Any) -> None:
@@ -284,17 +323,28 @@ class Worker:
     def _work_loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                self._idle_hint.found = None
                 did_work, next_due = self._counted_claim()
+                if did_work and self._idle_hint.found is not None:
+                    # Its last commit claimed for it and found the queue empty.
+                    did_work, (next_due,) = False, self._idle_hint.found
+                if did_work:
+                    self._asleep.maybe_unmark()
             except Exception as exc:  # a thread must outlive any one failure
                 with contextlib.suppress(Exception):  # nor may a broken log sink
                     self._log.error("worker_loop_error", error=describe_error(exc))
                 self._stopping.wait(1.0)
                 continue
             if not did_work:
+                if self._asleep.going_idle():
+                    # Marked just now: what was queued before notified nobody.
+                    self._asleep.busy()
+                    continue
                 wait = self.poll_interval
                 if next_due is not None and next_due > 0:
                     wait = min(wait, next_due + 0.005)
                 self._wakeups.sleep(wait, self._stopping)
+                self._asleep.busy()
 
     # --- claiming ------------------------------------------------------
     def _counted_claim(self) -> tuple[bool, float | None]:
@@ -302,10 +352,11 @@ class Worker:
         if not self._budget.reserve():
             return False, None
         did_work = False
+        self._idle_hint.refills = 0
         try:
             did_work, next_due = self._claim_once()
         finally:
-            self._budget.settle(did_work)
+            self._budget.settle(did_work, self._idle_hint.refills)
         return did_work, next_due
 
     def _claim_once(self) -> tuple[bool, float | None]:
@@ -320,7 +371,10 @@ class Worker:
             did_work, held_back = self._claim_and_do(self._limited_work)
             if did_work:
                 return True, None
-        did_work, next_due = self._claim_and_do(self._any_work)
+        if not self._flow.cached():
+            did_work, next_due = self._claim_grouped()
+        else:
+            did_work, next_due = self._claim_and_do(self._any_work)
         if did_work or held_back is None:
             return did_work, next_due
         # Limited activities are due but held back: look again when a token
@@ -375,6 +429,19 @@ class Worker:
         if found is None or found.task is None:
             return leased
         return self._take_activity(tx, found.task, leased=True)
+
+    def _claim_grouped(self) -> tuple[bool, float | None]:
+        """Claim through the group commit: one transaction claims (and does)
+        a task for each thread that asks at about the same time, beside the
+        outcomes being recorded; then run what was leased to this thread."""
+        ticket = self._group.submit(Ticket(wants_work=True))
+        leased = ticket.leased
+        self._quarantine.leave_unused(leased)
+        if not ticket.claimed:
+            return False, ticket.next_due
+        while leased:
+            leased = self._perform_activity(leased[0]) + leased[1:]
+        return True, None
 
     def _claim_and_do(self, work: Callable[[Tx], ClaimOutcome]) -> tuple[bool, float | None]:
         """Run one claim transaction ``work``, then the activities it leased;
@@ -433,6 +500,11 @@ class Worker:
         task_id, kind, job_id, run_id = task.id, task.kind, task.job_id, task.run_id
         step_key, payload = task.step_key, task.payload
         if kind == "run":
+            if ("run", task_id) in tx.prepared:  # a group commit took it and locked its run
+                run = tx.prepared.pop(("run", task_id))
+                if run is None:
+                    return []
+                return activate(tx, job_id, run_id, self.workflows, self._scheduler, run)
             tx.take_run_tasks(job_id, run_id, task_id)
             return activate(tx, job_id, run_id, self.workflows, self._scheduler)
         if kind == "interrupt":
@@ -503,6 +575,7 @@ class Worker:
             # Its writes commit with the record of its step: see transactional.py.
             return perform_transactional(self, task, fn, log)
         self._quarantine.started(task)
+        self._group.running()
         attempt = StoredAttempt(self._store, task, self.worker_id, self.lease)
         failure: Exception | None = None
         try:
@@ -517,6 +590,7 @@ class Worker:
             # Its heartbeat found the workflow cancelled: the coordinator's
             # CancelledError (queued already) drops this task; nothing to record.
             log.info("activity_cancelled", reason=cancelled.message)
+            self._group.not_running()
             return []
         except Exception as exc:  # whatever the activity raised, stored by classify_failure
             failure = exc
@@ -527,6 +601,7 @@ class Worker:
         if self._flow.cached():
             self._wakeups.one_more()  # a slot of the limited queue is free again
         if failure is not None:
+            self._group.not_running()
             return self._activity_failed(task, failure, log)
         log.debug("activity_completed")
 
@@ -535,7 +610,87 @@ class Worker:
                 tx, task.job_id, task.run_id, task.step_key, success(name, value),
                 self.workflows, self._scheduler, task.task_id))
 
+        # A limited queue's claims take its row lock: there each records alone.
+        if not self._flow.cached():
+            ticket = self._group.submit(Ticket(
+                record, (task.job_id, task.run_id), wants_work=self._refills(),
+                finished=Finished(task.job_id, task.run_id, task.step_key, success(name, value),
+                                  task.task_id)))
+            if not ticket.redo:
+                if ticket.claimed:
+                    self._idle_hint.refills = getattr(self._idle_hint, "refills", 0) + 1
+                if ticket.empty:
+                    self._idle_hint.found = (ticket.next_due,)
+                return ticket.leased
+        else:
+            self._group.not_running()
         return self._record_outcome(task, record)
+
+    def _refills(self) -> bool:
+        """Whether a thread that records an outcome takes a newly claimed task
+        in the same transaction when its workflow leaves it nothing to run:
+        only while the queue has a backlog (a claim that finds nothing would
+        delay the commit, and with it the result someone may be waiting
+        for), and not within ``max_tasks`` (a claim there is counted before
+        it is made)."""
+        return self._backlog and self._budget.limit is None
+
+    def _run_batch(self, batch: list[Ticket]) -> None:
+        """One transaction for the tickets of a group commit (group_commit.py):
+        each record in the order of the runs it locks, then one claim for the
+        threads left with nothing to do. If anything fails, it all rolls back:
+        each thread records its own outcome again alone, or claims again."""
+        records = sorted((t for t in batch if t.record is not None), key=lambda t: t.key)
+        more = False
+
+        def steps(tx: Tx) -> None:
+            nonlocal more
+            finished = [t.finished for t in records if t.finished is not None]
+            if records:
+                assert len(finished) == len(records)
+                outcomes = record_many(tx, finished, self.workflows, self._scheduler)
+                for ticket, leased in zip(records, outcomes, strict=True):
+                    ticket.leased = leased
+                tx.flush()  # what each activation leased
+            idle = [t for t in batch if t.wants_work and not t.leased]
+            if not idle or self._stopping.is_set():
+                return
+            # A recovered activity runs alone: only a lone idle thread takes one.
+            alone = len(batch) == 1 and not records
+            claimed, more = tx.claim_runs(self.task_queue, len(idle),
+                                          activities=not self._quarantine.held,
+                                          recoveries=alone and self._quarantine.idle())
+            # The runs of run tasks are locked already: _do_task activates them.
+            tx.prepared.update({("run", t.id): run for t, run in claimed if t.kind == "run"})
+            tasks = sorted((t for t, _ in claimed), key=lambda t: (t.job_id, t.run_id))
+            for ticket, task in zip(idle, tasks, strict=False):
+                try:
+                    ticket.leased = self._do_task(tx, task)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise TaskFailed(task.id, exc) from exc
+                ticket.claimed = True
+            self._backlog = more
+            if len(tasks) < len(idle):
+                due = tx.next_due(self.task_queue)
+                for ticket in idle[len(tasks):]:
+                    ticket.next_due, ticket.empty = due, True
+
+        try:
+            self._store.run_once(steps, buffered=True)
+        except Exception as exc:
+            self._log.info("group_commit_redone", tickets=len(batch), error=describe_error(exc))
+            for ticket in batch:
+                ticket.leased, ticket.claimed, ticket.empty = [], False, False
+                ticket.redo = ticket.record is not None
+                # A thread that asked for work asks again in a moment.
+                ticket.next_due = None if ticket.redo else RECLAIM_DELAY
+            if isinstance(exc, TaskFailed):
+                self._set_aside(exc.task_id, exc.cause)
+            return
+        if more:
+            self._wakeups.one_more()
 
     def _flush_heartbeat(self, attempt: StoredAttempt, log: Any) -> None:
         try:

@@ -11,6 +11,11 @@ import pytest
 
 from hotmesh_sync import MemFlow, RetryPolicy, activity, errors, workflow
 
+# The package's pytest plugin (hotmesh_sync.testing) gives each test a fresh app
+# (`memflow`) and in-process workers (`run_worker`); pg_dsn points the plugin at
+# the suite's database when HOTMESH_TEST_DSN is not set.
+pytestmark = pytest.mark.usefixtures("pg_dsn")
+
 #: What activities saw, by test key (activities run in worker threads).
 SEEN: dict[str, list[Any]] = {}
 RELEASE = threading.Event()
@@ -98,9 +103,9 @@ def catches_twice(key: str) -> str:
 # --- cancellation ----------------------------------------------------------------------
 
 def test_cancellation_raises_at_the_waiting_call_and_cleanup_runs(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [cleaning], [long_job, release_hold])
-    handle = mf.workflow.start(cleaning, ["c1"])
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [cleaning], [long_job, release_hold])
+    handle = memflow.workflow.start(cleaning, ["c1"])
     _wait_for(lambda: SEEN.get("c1") == ["started"])
     assert handle.interrupt("user asked") is True
     with pytest.raises(errors.WorkflowInterruptedError) as info:
@@ -117,9 +122,9 @@ def test_cancellation_raises_at_the_waiting_call_and_cleanup_runs(
 
 
 def test_a_workflow_that_returns_after_cancellation_completes(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [forgiving], [release_hold])
-    handle = mf.workflow.start(forgiving, ["c2"])
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [forgiving], [release_hold])
+    handle = memflow.workflow.start(forgiving, ["c2"])
     _wait_status(handle, "waiting")
     handle.interrupt("enough")
     assert handle.result(timeout=15) == "stopped politely: enough"
@@ -128,9 +133,9 @@ def test_a_workflow_that_returns_after_cancellation_completes(
 
 
 def test_finally_blocks_run_their_durable_calls_on_cancellation(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [with_finally], [release_hold])
-    handle = mf.workflow.start(with_finally, ["c3"])
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [with_finally], [release_hold])
+    handle = memflow.workflow.start(with_finally, ["c3"])
     _wait_status(handle, "waiting")
     handle.interrupt()
     with pytest.raises(errors.WorkflowInterruptedError):
@@ -138,9 +143,9 @@ def test_finally_blocks_run_their_durable_calls_on_cancellation(
     assert SEEN["c3"] == ["released"]
 
 
-def test_force_ends_at_once_without_cleanup(mf: MemFlow, worker: Any) -> None:
-    worker("default", [with_finally], [release_hold])
-    handle = mf.workflow.start(with_finally, ["c4"])
+def test_force_ends_at_once_without_cleanup(memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [with_finally], [release_hold])
+    handle = memflow.workflow.start(with_finally, ["c4"])
     _wait_status(handle, "waiting")
     handle.interrupt("now", force=True)
     assert handle.status() == "interrupted"
@@ -150,29 +155,29 @@ def test_force_ends_at_once_without_cleanup(mf: MemFlow, worker: Any) -> None:
     assert "c4" not in SEEN
 
 
-def test_a_workflow_that_never_started_ends_at_once(mf: MemFlow) -> None:
-    handle = mf.workflow.start(with_finally, ["c5"])  # no worker serves it
+def test_a_workflow_that_never_started_ends_at_once(memflow: MemFlow) -> None:
+    handle = memflow.workflow.start(with_finally, ["c5"])  # no worker serves it
     assert handle.interrupt("not needed") is True
     assert handle.status() == "interrupted"
 
 
-def test_descend_cancels_children_with_their_cleanup(mf: MemFlow, worker: Any) -> None:
-    worker("default", [parent_of_cleaner, cleaning], [long_job, release_hold])
-    handle = mf.workflow.start(parent_of_cleaner, ["c6"])
+def test_descend_cancels_children_with_their_cleanup(memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [parent_of_cleaner, cleaning], [long_job, release_hold])
+    handle = memflow.workflow.start(parent_of_cleaner, ["c6"])
     _wait_for(lambda: SEEN.get("c6") == ["started"])
     handle.interrupt("shutting down", descend=True)
     with pytest.raises(errors.WorkflowInterruptedError) as info:
         handle.result(timeout=15)
     assert "shutting down" in info.value.message
-    kid = mf.workflow.get_handle("c6-kid")
+    kid = memflow.workflow.get_handle("c6-kid")
     with pytest.raises(errors.WorkflowInterruptedError):
         kid.result(timeout=15)
     assert kid.state() == {"state": "cleaned"}
 
 
-def test_cancellation_is_raised_once(mf: MemFlow, worker: Any) -> None:
-    worker("default", [catches_twice])
-    handle = mf.workflow.start(catches_twice, ["c7"])
+def test_cancellation_is_raised_once(memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [catches_twice])
+    handle = memflow.workflow.start(catches_twice, ["c7"])
     _wait_status(handle, "waiting")
     handle.interrupt()
     _wait_for(lambda: [s["error"]["type"] for s in handle.steps()] == ["CancelledError"])
@@ -183,11 +188,11 @@ def test_cancellation_is_raised_once(mf: MemFlow, worker: Any) -> None:
 
 
 def test_workflow_interrupt_from_another_workflow_cancels_with_cleanup(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [forgiving, canceller], [release_hold])
-    target = mf.workflow.start(forgiving, ["c8"], workflow_id="target")
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [forgiving, canceller], [release_hold])
+    target = memflow.workflow.start(forgiving, ["c8"], workflow_id="target")
     _wait_status(target, "waiting")
-    assert mf.workflow.execute(canceller, ["target"], timeout=15) == "sent"
+    assert memflow.workflow.execute(canceller, ["target"], timeout=15) == "sent"
     assert target.result(timeout=15) == "stopped politely: from a workflow"
 
 
@@ -223,9 +228,9 @@ def progress_flow(key: str) -> Any:
 
 
 def test_activity_info_attempt_and_heartbeat_details_resume(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [progress_flow], [flaky_progress])
-    result = mf.workflow.execute(progress_flow, ["a1"], workflow_id="prog", timeout=20)
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [progress_flow], [flaky_progress])
+    result = memflow.workflow.execute(progress_flow, ["a1"], workflow_id="prog", timeout=20)
     assert result == {"attempt": 2, "resumed_from": 3, "workflow_id": "prog",
                       "activity": "flaky_progress", "queue": "default", "step": "0",
                       "has_deadline": True, "cancelled": False}
@@ -256,10 +261,10 @@ def async_flow(key: str) -> str:
     return async_acts.async_waiter(key)
 
 
-def test_is_cancelled_lets_a_waiting_activity_stop(mf: MemFlow, worker: Any) -> None:
+def test_is_cancelled_lets_a_waiting_activity_stop(memflow: MemFlow, run_worker: Any) -> None:
     RELEASE.clear()
-    worker("default", [async_flow], [async_waiter])
-    handle = mf.workflow.start(async_flow, ["a2"])
+    run_worker("default", [async_flow], [async_waiter])
+    handle = memflow.workflow.start(async_flow, ["a2"])
     _wait_status(handle, "running")
     time.sleep(0.3)
     handle.interrupt("no longer needed")
@@ -267,7 +272,7 @@ def test_is_cancelled_lets_a_waiting_activity_stop(mf: MemFlow, worker: Any) -> 
         handle.result(timeout=15)
     _wait_for(lambda: SEEN.get("a2") == ["saw cancel"])
     RELEASE.set()
-    done = mf.workflow.start(async_flow, ["a3"])
+    done = memflow.workflow.start(async_flow, ["a3"])
     assert done.result(timeout=15) == "completed from outside"
 
 
@@ -289,14 +294,14 @@ def rapid_flow(key: str) -> Any:
 
 
 def test_throttled_heartbeats_still_hand_the_latest_details_to_the_retry(
-        mf: MemFlow, worker: Any) -> None:
-    worker("default", [rapid_flow], [rapid_beats])
-    assert mf.workflow.execute(rapid_flow, ["r"], timeout=15) == 100
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [rapid_flow], [rapid_beats])
+    assert memflow.workflow.execute(rapid_flow, ["r"], timeout=15) == 100
 
 
-def test_bad_heartbeat_details_fail_at_the_call(mf: MemFlow, worker: Any) -> None:
-    worker("default", [bad_beat_flow], [bad_beat])
-    assert mf.workflow.execute(bad_beat_flow, timeout=15) == "TypeError"
+def test_bad_heartbeat_details_fail_at_the_call(memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("default", [bad_beat_flow], [bad_beat])
+    assert memflow.workflow.execute(bad_beat_flow, timeout=15) == "TypeError"
 
 
 def bad_beat() -> str:

@@ -9,6 +9,11 @@ import pytest
 
 from hotmesh_sync import MemFlow, errors, workflow
 
+# The package's pytest plugin (hotmesh_sync.testing) gives each test a fresh app
+# (`memflow`) and in-process workers (`run_worker`); pg_dsn points the plugin at
+# the suite's database when HOTMESH_TEST_DSN is not set.
+pytestmark = pytest.mark.usefixtures("pg_dsn")
+
 
 def shout(text: str) -> str:
     return text.upper()
@@ -88,9 +93,9 @@ HOOKS_AND_WORKFLOWS = [
 
 
 @pytest.fixture
-def running(mf: MemFlow, worker: Any) -> MemFlow:
-    worker("hooks", workflows=HOOKS_AND_WORKFLOWS, concurrency=4)
-    return mf
+def running(memflow: MemFlow, run_worker: Any) -> MemFlow:
+    run_worker("hooks", workflows=HOOKS_AND_WORKFLOWS, concurrency=4)
+    return memflow
 
 
 def test_exec_hook_signal_conventions(running: MemFlow) -> None:
@@ -169,15 +174,16 @@ def runs_rich_hook() -> dict[str, Any]:
     return {"child": child, "document": workflow.entity().get()}
 
 
-def test_fifty_parallel_hooks_never_lose_an_update(mf: MemFlow, worker: Any) -> None:
-    worker("hooks", workflows=[counting_hook, fan_out], concurrency=8)
-    result = mf.workflow.execute(fan_out, [50], task_queue="hooks", timeout=120)
+def test_fifty_parallel_hooks_never_lose_an_update(memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("hooks", workflows=[counting_hook, fan_out], concurrency=8)
+    result = memflow.workflow.execute(fan_out, [50], task_queue="hooks", timeout=120)
     assert result["signals"] == list(range(50))
     assert result["document"]["counter"] == 50
     assert sorted(result["document"]["items"]) == list(range(50))
 
 
-def test_a_hook_calls_activities_sleeps_and_runs_children(mf: MemFlow, worker: Any) -> None:
-    worker("hooks", workflows=[hook_with_everything, runs_rich_hook, child_of_hook])
-    result = mf.workflow.execute(runs_rich_hook, task_queue="hooks", timeout=60)
+def test_a_hook_calls_activities_sleeps_and_runs_children(
+        memflow: MemFlow, run_worker: Any) -> None:
+    run_worker("hooks", workflows=[hook_with_everything, runs_rich_hook, child_of_hook])
+    result = memflow.workflow.execute(runs_rich_hook, task_queue="hooks", timeout=60)
     assert result == {"child": 40, "document": {"hook": {"activity": "HOOK", "child": 40}}}

@@ -41,7 +41,7 @@ def intact(mf: MemFlow) -> list[str]:
 
 
 TABLES = ["history", "jobs", "queues", "runs", "schedules", "schema_version", "signals",
-          "steps", "tasks", "waits", "watchers", "workers", "workflow_runs"]
+          "sleepers", "steps", "tasks", "waits", "watchers", "workers", "workflow_runs"]
 
 
 def test_corpus_through_ids_names_queues_and_signals(mf: MemFlow, worker: Any) -> None:

@@ -11,6 +11,11 @@ import pytest
 
 from hotmesh_sync import MemFlow, RetryPolicy, errors, workflow
 
+# The package's pytest plugin (hotmesh_sync.testing) gives each test a fresh app
+# (`memflow`) and in-process workers (`run_worker`); pg_dsn points the plugin at
+# the suite's database when HOTMESH_TEST_DSN is not set.
+pytestmark = pytest.mark.usefixtures("pg_dsn")
+
 # --- activities -------------------------------------------------------------
 
 calls: Counter[str] = Counter()
@@ -186,9 +191,9 @@ ALL_WORKFLOWS = [
 
 
 @pytest.fixture
-def running(mf: MemFlow, worker: Any) -> MemFlow:
-    worker("default", workflows=ALL_WORKFLOWS, concurrency=4)
-    return mf
+def running(memflow: MemFlow, run_worker: Any) -> MemFlow:
+    run_worker("default", workflows=ALL_WORKFLOWS, concurrency=4)
+    return memflow
 
 
 # --- tests -------------------------------------------------------------------

@@ -16,10 +16,10 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
          "logging_setup", "payloads", "cron", "schedule_spec", "tracing")),
     (1, ("store", "embedded")),
     (2, ("entity", "workflow", "activity")),
-    (3, ("client", "worker", "queues", "schedules")),
+    (3, ("client", "worker", "supervisor", "queues", "schedules")),
     (4, ("memflow",)),
     (5, ("__init__", "serving", "demo", "examples", "cli", "__main__", "contrib",
-         "testing")),
+         "testing", "ui")),
 ]
 #: Who may import psycopg (or psycopg_pool) at all.
 PSYCOPG_ALLOWED = ("store", "embedded", "cli", "contrib", "testing")

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from ...durations import to_seconds
 from ...errors import ConfigurationError
@@ -32,10 +32,11 @@ from ...logging_setup import configure_logging
 from ...memflow import MemFlow
 from ...schedules import sync_declared
 from ...serving import MemFlowHolder, load_functions, migrate_schema, serve, wrap_activities
+from ...supervisor import DRAIN_MARGIN, Supervisor
+from .dashboard import EXTENSION, dashboard_blueprint
 
-__all__ = ["HotMesh"]
+__all__ = ["HotMesh", "dashboard_blueprint"]
 
-EXTENSION = "hotmesh"
 DEFAULTS: dict[str, Any] = {
     "HOTMESH_DSN": None,
     "HOTMESH_APP_ID": "default",
@@ -120,9 +121,11 @@ hotmesh_commands = AppGroup("hotmesh", help="HotMesh durable workflows.")
               help="Seconds in-flight tasks get on stop.")
 @click.option("--until-empty", is_flag=True,
               help="Exit once nothing of the queue is due or running (cron).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes, under a supervisor that restarts one that dies.")
 def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency: int | None,
                    max_tasks: int | None, max_runtime: str | None, grace: float,
-                   until_empty: bool) -> None:
+                   until_empty: bool, processes: int) -> None:
     """Run a worker until SIGTERM/SIGINT (default modules: HOTMESH_WORKFLOWS)."""
     app: Flask = current_app
     config = app.config
@@ -137,11 +140,47 @@ def worker_command(modules: tuple[str, ...], task_queue: str | None, concurrency
         # Activities run on worker threads, where Flask has no app context of its own.
         activities = wrap_activities(functions, app.app_context)
         _sync_schedules(app)  # HOTMESH_SCHEDULES, before firing them
+        if processes > 1:
+            _supervise(modules, task_queue, concurrency, max_tasks, max_runtime, grace,
+                       until_empty, processes)
+            return
         serve(_state(app).get(), task_queue or config["HOTMESH_TASK_QUEUE"], functions,
               activities, concurrency=concurrency or config["HOTMESH_CONCURRENCY"],
               max_tasks=max_tasks, max_runtime=runtime, grace=grace, until_empty=until_empty)
     except (ConfigurationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _supervise(modules: tuple[str, ...], task_queue: str | None, concurrency: int | None,
+               max_tasks: int | None, max_runtime: str | None, grace: float,
+               until_empty: bool, processes: int) -> None:
+    """``--processes N``: N children, each running ``flask [--app A] hotmesh worker``
+    once more (see hotmesh_sync/supervisor.py); each loads the app the way this
+    command did, so the app must come from --app/FLASK_APP or be found in the
+    current directory, not from a factory passed in code."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    if info is None or info.create_app is not None:
+        raise click.UsageError("--processes needs an app that each process can load: "
+                               "name it with --app or FLASK_APP")
+    argv = [*modules, "--grace", repr(grace)]
+    for option, value in (("--task-queue", task_queue), ("--concurrency", concurrency),
+                          ("--max-tasks", max_tasks), ("--max-runtime", max_runtime)):
+        if value is not None:
+            argv += [option, str(value)]
+    if until_empty:
+        argv.append("--until-empty")
+    status = Supervisor(_worker_in_child, (info.app_import_path, argv), processes,
+                        name="hotmesh-flask-worker", drain_timeout=grace + DRAIN_MARGIN).run()
+    if status:
+        click.get_current_context().exit(status)
+
+
+def _worker_in_child(app_import_path: str | None, argv: list[str]) -> None:
+    """A supervised child: ``flask [--app A] hotmesh worker ARGV`` (it exits with its status)."""
+    from flask.cli import cli
+
+    app = ["--app", app_import_path] if app_import_path else []
+    cli.main(args=[*app, "hotmesh", "worker", *argv], prog_name="flask")
 
 
 @hotmesh_commands.command("migrate")

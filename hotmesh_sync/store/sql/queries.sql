@@ -50,6 +50,16 @@ WHERE NOT EXISTS (
 ON CONFLICT (job_id, run_id, step_key) WHERE step_key IS NOT NULL DO NOTHING
 RETURNING id, leased_by IS NOT NULL AS leased
 
+-- name: apply_writes
+-- The writes a group commit's activations kept (Tx.flush), in one call.
+SELECT * FROM {schema}.apply_writes(%(writes)s::jsonb)
+
+-- name: record_steps_batch
+SELECT * FROM {schema}.record_steps(%(items)s::jsonb)
+
+-- name: claim_runs
+SELECT * FROM {schema}.claim_runs(%(task_queue)s, %(limit)s, %(activities)s, %(recoveries)s)
+
 -- name: wake_runs_of_job
 -- A run task for each run of a job that waits on this signal now.
 INSERT INTO {schema}.tasks (task_queue, kind, job_id, run_id, priority)
@@ -592,11 +602,46 @@ ON CONFLICT (id) DO UPDATE SET last_seen = now()
 UPDATE {schema}.workers SET last_seen = now() WHERE id = %(id)s
 
 -- name: drop_worker
+WITH awake AS (
+    DELETE FROM {schema}.sleepers WHERE worker = %(id)s
+)
 DELETE FROM {schema}.workers WHERE id = %(id)s
 
 -- name: drop_stale_workers
+-- The sleepers of gone workers go too (their queues stop being notified).
+WITH asleep AS (
+    DELETE FROM {schema}.sleepers s
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.workers w
+                      WHERE w.id = s.worker
+                        AND w.last_seen >= now() - make_interval(secs => %(stale)s))
+)
 DELETE FROM {schema}.workers
 WHERE last_seen < now() - make_interval(secs => %(stale)s)
+
+-- name: mark_sleeping
+-- A thread of this worker goes to sleep on the queue: from now on tasks
+-- queued there notify. The exclusive lock waits for the inserts that looked
+-- for sleepers without seeing this row (notify_task in schema.sql); the
+-- worker looks for work once more after this commits.
+WITH turn AS (
+    SELECT pg_advisory_xact_lock(hashtext('hotmesh_sleep:' || %(schema)s),
+                                 hashtext(%(task_queue)s))
+)
+INSERT INTO {schema}.sleepers (task_queue, worker)
+SELECT %(task_queue)s, %(worker)s FROM turn
+ON CONFLICT (task_queue, worker) DO NOTHING
+
+-- name: unmark_sleeping
+DELETE FROM {schema}.sleepers WHERE task_queue = %(task_queue)s AND worker = %(worker)s
+
+-- name: start_workflow
+-- A workflow started in one statement (start_workflow in schema.sql).
+SELECT {schema}.start_workflow(
+    %(id)s::text, %(entity)s::text, %(workflow_name)s::text, %(task_queue)s::text,
+    %(context)s::jsonb, %(args)s::jsonb, %(parent_id)s::text, %(parent_run)s::text,
+    %(parent_step)s::text, %(retry)s::jsonb, %(expire_seconds)s::float8,
+    %(run_timeout)s::float8, %(priority)s::int, %(trace_context)s::jsonb,
+    %(start_delay)s::float8)
 
 -- name: live_workers
 SELECT id, host, pid, task_queues, workflows, activities, started_at, last_seen

@@ -15,9 +15,26 @@ DEBUG = False
 ALLOWED_HOSTS = ["testserver"]
 USE_TZ = True
 ROOT_URLCONF = "e2e_shop.urls"
-MIDDLEWARE: list[str] = []
-# e2e_shop for its model (stock.py writes it inside a transactional activity).
-INSTALLED_APPS = ["hotmesh_sync.contrib.django", "e2e_shop"]
+# Sessions and auth for the dashboard's staff-only mount (test_dashboard_django.py), and
+# Django's CSRF middleware, which the dashboard's mount steps around (it has its own).
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+# e2e_shop for its model (stock.py writes it inside a transactional activity); the admin
+# for its login page, where the dashboard sends whoever is not staff.
+INSTALLED_APPS = ["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+                  "django.contrib.sessions", "django.contrib.messages",
+                  "hotmesh_sync.contrib.django", "e2e_shop"]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                       "django.contrib.auth.context_processors.auth",
+                                       "django.contrib.messages.context_processors.messages"]},
+}]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": {

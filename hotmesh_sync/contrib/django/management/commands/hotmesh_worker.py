@@ -1,7 +1,12 @@
-"""``manage.py hotmesh_worker``: run a worker for settings.HOTMESH until SIGTERM/SIGINT."""
+"""``manage.py hotmesh_worker``: run a worker for settings.HOTMESH until SIGTERM/SIGINT.
+
+With ``--processes N`` it supervises N processes that each run this command
+(without ``--processes``): see hotmesh_sync/supervisor.py.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +22,7 @@ from hotmesh_sync.durations import to_seconds
 from hotmesh_sync.errors import ConfigurationError
 from hotmesh_sync.logging_setup import configure_logging
 from hotmesh_sync.serving import load_functions, serve, wrap_activities
+from hotmesh_sync.supervisor import DRAIN_MARGIN, Supervisor
 
 
 @contextmanager
@@ -56,8 +62,14 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                             help="exit once nothing of the queue is due or running (cron)")
         parser.add_argument("--grace", type=float, default=30.0,
                             help="seconds in-flight tasks get on stop (default 30)")
+        parser.add_argument("--processes", type=int, default=1,
+                            help="run N worker processes under a supervisor that restarts "
+                                 "one that dies (default 1: this process is the worker)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        processes = options["processes"]
+        if processes < 1:
+            raise CommandError(f"--processes must be at least 1, not {processes}", returncode=2)
         conf = load_settings()
         specs = options["modules"] or conf.workflows
         tasks = task_backend_configured()
@@ -72,6 +84,9 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
             max_runtime = (None if options["max_runtime"] is None
                            else to_seconds(options["max_runtime"]))
             sync_schedules()  # settings.HOTMESH["SCHEDULES"], before firing them
+            if processes > 1:
+                supervise(options)
+                return
             serve(get_memflow(), options["task_queue"] or conf.task_queue, functions,
                   wrap_activities(functions, django_db_hygiene),
                   concurrency=options["concurrency"] or conf.concurrency,
@@ -80,6 +95,38 @@ class Command(BaseCommand):  # type: ignore[misc,unused-ignore]
                   until_empty=options["until_empty"])
         except (ConfigurationError, ImproperlyConfigured, ImportError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+
+
+def supervise(options: dict[str, Any]) -> None:
+    """``--processes N``: N children, each running this command once more.
+
+    A child sets Django up from the DJANGO_SETTINGS_MODULE it inherits (the
+    functions were imported here first, so a typo fails once, not N times).
+    """
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise CommandError("--processes needs DJANGO_SETTINGS_MODULE set (as manage.py "
+                           "sets it), so that each process can load the settings")
+    argv = [*options["modules"], "--grace", repr(options["grace"])]
+    for name in ("task_queue", "concurrency", "max_tasks", "max_runtime"):
+        if options[name] is not None:
+            argv += [f"--{name.replace('_', '-')}", str(options[name])]
+    if options["until_empty"]:
+        argv.append("--until-empty")
+    status = Supervisor(command_in_child, (argv,), options["processes"],
+                        name="hotmesh-django-worker",
+                        drain_timeout=options["grace"] + DRAIN_MARGIN).run()
+    if status:
+        raise CommandError("worker processes did not all drain (see the log)", returncode=status)
+
+
+def command_in_child(argv: list[str]) -> int:
+    """A supervised child: Django set up, then this command without --processes."""
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("hotmesh_worker", *argv)
+    return 0
 
 
 def with_task_functions(functions: dict[str, Any]) -> dict[str, Any]:
