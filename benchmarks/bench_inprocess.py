@@ -1,4 +1,4 @@
-"""10. In-process: the client and the worker in one process, against DBOS called directly.
+"""11. In-process: the client and the worker in one process, against DBOS called directly.
 
 The shape of an application that starts its workflows and runs them itself
 (a web process with an embedded worker): one spawned process holds one
@@ -46,7 +46,7 @@ START_TIMEOUT = 60.0
 
 
 def run(ctx: RunContext) -> Outcome:
-    outcome = Outcome("inprocess", "10. in-process (client + 8-thread worker in one process) "
+    outcome = Outcome("inprocess", "11. in-process (client + 8-thread worker in one process) "
                                    "vs DBOS called directly")
     n = ctx.sizes.inprocess_workflows - ctx.sizes.inprocess_workflows % 8
     rounds = 1 if ctx.quick else 3

@@ -183,6 +183,26 @@ def decode_result(fn: Callable[..., Any] | None, value: Any) -> Any:
     return value if fn is None else decode(value, param_hints(fn).returns)
 
 
+def result_decoder(fn: Callable[..., Any] | None) -> Callable[[Any], Any]:
+    """``decode_result`` for ``fn``, its hint looked up once: the identity when
+    the hint asks for nothing to be rebuilt (a replay calls it for every
+    recorded step)."""
+    if fn is None:
+        return _identity
+    hint = param_hints(fn).returns
+    if _plain_hint(hint):
+        return _identity
+    return functools.partial(_decode_as, hint)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _decode_as(hint: Any, value: Any) -> Any:
+    return decode(value, hint)
+
+
 def encode_args(args: Sequence[Any]) -> list[Any]:
     return [encode(arg) for arg in args]
 

@@ -1,11 +1,14 @@
 """The thread-pool worker: claims tasks from PostgreSQL and performs them.
 
-Each of ``concurrency`` threads loops: claim one due task with ``FOR UPDATE
-SKIP LOCKED`` and do it. Run and timer tasks are done inside the claiming
+Each of ``concurrency`` threads loops: claim due work with ``FOR UPDATE SKIP
+LOCKED`` and do it. Run and timer tasks are done inside the claiming
 transaction (a crash rolls the claim back). An activity task is leased, the
 lease committed, the activity run outside any transaction, and its result
-recorded together with the run's next activation. Idle threads sleep until a
-NOTIFY for their queue, the next timer, or a slow safety poll.
+recorded together with the run's next activation. Claims and results of
+threads that finish at about the same time share one transaction (the group
+commit, group_commit.py; a queue with flow control records alone). Idle
+threads sleep until a NOTIFY for their queue (sent only while one sleeps:
+``SleepMark``), the next timer, or a slow safety poll.
 """
 
 from __future__ import annotations

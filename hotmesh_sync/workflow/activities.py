@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from ..durations import Duration, to_seconds
 from ..jsonvalue import normalized
 from ..names import check_name
-from ..payloads import decode_result, encode_args, encode_kwargs
+from ..payloads import decode_result, encode_args, encode_kwargs, result_decoder
 from ..records import from_record
 from ..retry import RetryPolicy
-from .context import current
+from .context import RunContext, current
 from .registry import as_table, ref_of
 from .suspension import Pending
 
@@ -31,12 +32,25 @@ class ActivityProxy:
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for names not set yet: each caller is made once and
-        # kept as an attribute, since replays look it up on every call.
+        # kept as an attribute, since replays look it up on every call. A
+        # replay makes every recorded call again: the caller checks the name
+        # and finds how results are rebuilt once, here, not on each call.
         if name.startswith("_") or (self._names and name not in self._names):
             raise AttributeError(f"no activity named {name!r} in this proxy")
+        try:
+            check_name(name, "activity name")
+        except ValueError:
+            return functools.partial(self.call, name)  # refused at the call, as ever
+        decode = result_decoder(self._functions.get(name))
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self.call(name, *args, **kwargs)
+            ctx = current()
+            key, record = ctx.step("activity", name)
+            if record is None:
+                self._schedule(ctx, key, name, args, kwargs)
+            if record.error is not None:
+                raise from_record(record.error)
+            return decode(record.result)
 
         call.__name__ = name
         setattr(self, name, call)
@@ -47,11 +61,16 @@ class ActivityProxy:
         ctx = current()
         check_name(name, "activity name")
         key, record = ctx.step("activity", name)
-        if record is not None:
-            if record.error is not None:
-                raise from_record(record.error)
-            # Rebuilt from the activity's return hint (a dataclass, a datetime...).
-            return decode_result(self._functions.get(name), record.result)
+        if record is None:
+            self._schedule(ctx, key, name, args, kwargs)
+        if record.error is not None:
+            raise from_record(record.error)
+        # Rebuilt from the activity's return hint (a dataclass, a datetime...).
+        return decode_result(self._functions.get(name), record.result)
+
+    def _schedule(self, ctx: RunContext, key: str, name: str, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> NoReturn:
+        """Suspend the run on a new call of activity ``name`` at ``key``."""
         payload = {
             "name": name,
             "ref": self._refs.get(name),
